@@ -1,0 +1,44 @@
+"""genreclf: music-genre classification from audio files.
+
+Audio paths go in, genre names come out, through one scikit-learn ``Pipeline``:
+decoding and MFCCs (cached on disk), per-coefficient standardization, and a
+``VotingClassifier`` of five skorch CNNs. Training is tracked in MLflow.
+
+Public names are imported lazily, so ``import genreclf`` stays cheap (torch and
+mlflow load only when a name that needs them is first used).
+"""
+
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "AudioLoadError": "genreclf.audio",
+    "load_audio": "genreclf.audio",
+    "MFCCTransformer": "genreclf.features",
+    "MFCCStandardizer": "genreclf.features",
+    "GENRES": "genreclf.datasets",
+    "load_fma": "genreclf.datasets",
+    "load_folder": "genreclf.datasets",
+    "make_synthetic": "genreclf.datasets",
+    "GenreCNN": "genreclf.model",
+    "GenreNet": "genreclf.model",
+    "GenreEnsemble": "genreclf.ensemble",
+    "build_pipeline": "genreclf.pipeline",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'genreclf' has no attribute {name!r}") from None
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
