@@ -21,6 +21,8 @@ _EXPORTS = {
     "load_fma": "genreclf.datasets",
     "load_folder": "genreclf.datasets",
     "make_synthetic": "genreclf.datasets",
+    "check_files": "genreclf.datasets",
+    "download_fma": "genreclf.download",
     "GenreCNN": "genreclf.model",
     "GenreNet": "genreclf.model",
     "GenreEnsemble": "genreclf.ensemble",

@@ -41,3 +41,157 @@ def mlflow_uri(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_ARTIFACTS_DESTINATION", str(tmp_path / "artifacts"))
     return uri
+
+
+# --- generated audio (audio/features tests) ------------------------------------
+
+AUDIO_FORMATS = {  # extension -> soundfile subtype
+    "wav": "PCM_16",
+    "flac": "PCM_16",
+    "ogg": "VORBIS",
+    "mp3": "MPEG_LAYER_III",
+    "au": "PCM_16",
+}
+
+
+def synth_signal(kind="tone", sr=22050, seconds=1.0, channels=1, seed=0):
+    """A test signal of shape (n, channels): tone, chirp, noise, clicks or silence."""
+    n = int(round(sr * seconds))
+    t = np.arange(n) / sr
+    rng = np.random.default_rng(seed)
+    if kind == "tone":
+        y = 0.5 * np.sin(2 * np.pi * 440.0 * t)
+    elif kind == "chirp":
+        f0, f1 = 100.0, min(8000.0, sr / 2.5)
+        sweep = (f1 - f0) * t**2 / (2 * max(seconds, 1e-9))
+        y = 0.5 * np.sin(2 * np.pi * (f0 * t + sweep))
+    elif kind == "noise":
+        y = 0.3 * rng.standard_normal(n)
+    elif kind == "clicks":
+        y = np.zeros(n)
+        y[:: max(1, sr // 8)] = 0.9
+    elif kind == "silence":
+        y = np.zeros(n)
+    else:  # pragma: no cover
+        raise ValueError(kind)
+    # Channels differ slightly so that mixing down is visible.
+    out = np.stack([y * (1.0 - 0.1 * c) for c in range(channels)], axis=1)
+    return out.astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def write_audio():
+    """Factory: ``write_audio(path, kind=, sr=, seconds=, channels=, fmt=)`` -> path."""
+    import soundfile as sf
+
+    def _write(path, kind="tone", sr=22050, seconds=1.0, channels=1, fmt=None, seed=0):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fmt = fmt or path.suffix.lstrip(".").lower()
+        data = synth_signal(kind, sr, seconds, channels, seed)
+        sf.write(path, data, sr, subtype=AUDIO_FORMATS.get(fmt), format=fmt.upper())
+        return path
+
+    return _write
+
+
+@pytest.fixture(scope="session")
+def audio_files(tmp_path_factory, write_audio):
+    """Generated 1 s clips: {name: path} for every format, kind, rate and layout."""
+    root = tmp_path_factory.mktemp("audio")
+    files = {}
+    for fmt in AUDIO_FORMATS:
+        for kind in ("tone", "chirp", "noise", "clicks"):
+            name = f"{kind}_22050_1ch.{fmt}"
+            files[name] = write_audio(root / name, kind, 22050, 1.0, 1)
+    for sr in (8000, 44100, 48000, 96000):
+        for channels in (1, 2, 6):
+            for fmt in ("wav", "flac", "ogg", "mp3"):
+                if fmt == "mp3" and (sr > 48000 or channels > 2):
+                    continue  # MPEG audio: rates up to 48 kHz, 1-2 channels
+                name = f"chirp_{sr}_{channels}ch.{fmt}"
+                files[name] = write_audio(root / name, "chirp", sr, 1.0, channels)
+    return files
+
+
+# --- FMA layout (datasets/download tests) ----------------------------------------
+
+# (track_id, subset, split, genre_top): a miniature tracks.csv. 99134 has no
+# audio and 98565 is too short in the real fma_small (known-bad tracks).
+FMA_TRACKS = [
+    (2, "small", "training", "Hip-Hop"),
+    (5, "small", "validation", "Hip-Hop"),
+    (10, "small", "test", "Pop"),
+    (140, "small", "training", "Folk"),
+    (141, "small", "training", "Folk"),
+    (98565, "small", "training", "Experimental"),
+    (99134, "small", "test", "Rock"),
+    (213, "medium", "training", "Rock"),
+    (255, "large", "training", "Electronic"),
+    (256, "large", "test", None),
+]
+
+
+def fma_tracks_frame(tracks=FMA_TRACKS):
+    """A DataFrame with FMA's two-level columns (a few of tracks.csv's 52)."""
+    import pandas as pd
+
+    columns = pd.MultiIndex.from_tuples(
+        [
+            ("album", "title"),
+            ("artist", "name"),
+            ("set", "split"),
+            ("set", "subset"),
+            ("track", "genre_top"),
+            ("track", "genres"),
+            ("track", "title"),
+        ]
+    )
+    rows = [
+        [
+            f"Album {tid}",
+            f'Artist "{tid}", Jr.',
+            split,
+            subset,
+            genre,
+            "[21]",
+            f"Title {tid},\nwith a line break",
+        ]
+        for tid, subset, split, genre in tracks
+    ]
+    index = pd.Index([t[0] for t in tracks], name="track_id")
+    return pd.DataFrame(rows, index=index, columns=columns)
+
+
+@pytest.fixture(scope="session")
+def fma_layout():
+    """Factory: ``fma_layout(root, subsets=("small",), missing=())`` -> root.
+
+    Writes ``root/fma_metadata/tracks.csv`` in FMA's layout (two-row column
+    header plus the ``track_id`` row, as pandas writes it) and a 0.2 s mp3 per
+    track at ``root/fma_<subset>/<3 digits>/<6 digits>.mp3`` for each subset
+    that holds it; the known-bad 99134 gets an empty file, ``missing`` ids
+    get none.
+    """
+    import soundfile as sf
+
+    order = {"small": 0, "medium": 1, "large": 2, "full": 3}
+
+    def _make(root, subsets=("small",), missing=(), tracks=FMA_TRACKS):
+        root = Path(root)
+        (root / "fma_metadata").mkdir(parents=True, exist_ok=True)
+        fma_tracks_frame(tracks).to_csv(root / "fma_metadata" / "tracks.csv")
+        tone = synth_signal("tone", 22050, 0.2)
+        for subset in subsets:
+            for tid, track_subset, _, _ in tracks:
+                if order[track_subset] > order[subset] or tid in missing:
+                    continue
+                path = root / f"fma_{subset}" / f"{tid:06d}"[:3] / f"{tid:06d}.mp3"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if tid == 99134:
+                    path.write_bytes(b"")
+                else:
+                    sf.write(path, tone, 22050, format="MP3")
+        return root
+
+    return _make
