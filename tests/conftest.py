@@ -195,3 +195,37 @@ def fma_layout():
         return root
 
     return _make
+
+
+# --- tracking, CLI and serving tests (genreclf.tracking, genreclf.cli) -----------
+
+#: build_pipeline options of a net small enough for tests: 1 s clips, 2 epochs.
+TINY_OPTIONS = {
+    "duration": 1.0,
+    "max_epochs": 2,
+    "filters": (4, 8, 8),
+    "dense": 8,
+    "valid_size": 8,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory):
+    """A tiny synthetic dataset: ``(folder, paths, y)``, 4 one-second clips per genre."""
+    from genreclf.datasets import make_synthetic
+
+    folder = tmp_path_factory.mktemp("tiny-demo")
+    paths, y = make_synthetic(folder, n_per_genre=4, duration=1.0, random_state=0)
+    return folder, list(paths), list(y)
+
+
+@pytest.fixture(scope="module")
+def module_mlflow(tmp_path_factory):
+    """A module-wide MLflow store: cwd, MLFLOW_TRACKING_URI and artifacts in tmp."""
+    folder = tmp_path_factory.mktemp("mlflow")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        mp.delenv("MLFLOW_RUN_ID", raising=False)
+        mp.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+        yield folder

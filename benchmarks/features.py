@@ -1,0 +1,220 @@
+"""Feature extraction speed: path -> MFCC, clips per second, in one run.
+
+Compares, on the same files and in the same run:
+
+(a) the naive loop a user would write: ``librosa.load(path, sr=22050)`` then
+    ``librosa.feature.mfcc`` (one core);
+(b) genreclf cold (empty cache) with one core and with all cores;
+(c) genreclf warm (cache filled by the cold run).
+
+Each measurement runs in a fresh Python process (so imports and caches do not
+leak between them); the clock covers only the extraction. The CPU time of the
+measuring process is shown beside the wall-clock time: on a machine shared with
+other jobs it is the steadier comparison of the one-core runs. Peak memory is
+the peak resident set size (ru_maxrss) of the measuring process and of its
+largest worker process.
+
+Usage::
+
+    python benchmarks/features.py                   # ../shared/data, every file
+    python benchmarks/features.py --repeat 3        # 3 x the files (symlinked)
+    python benchmarks/features.py --data DIR --duration 10 --rounds 3
+
+The folder defaults to ``$GENRECLF_REAL_AUDIO``, else ``../shared/data``
+relative to the repository root.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+AUDIO_EXTS = {".wav", ".mp3", ".flac", ".ogg", ".au"}
+ONE_THREAD = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMBA_NUM_THREADS": "1",
+}
+
+
+def _default_data():
+    env = os.environ.get("GENRECLF_REAL_AUDIO")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+def _files(folder, repeat, workdir):
+    paths = sorted(
+        str(p) for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_EXTS
+    )
+    if not paths:
+        sys.exit(f"no audio files under {folder}")
+    if repeat <= 1:
+        return paths
+    # Distinct names (symlinks) so that every copy is decoded and cached anew.
+    out = []
+    for r in range(repeat):
+        sub = Path(workdir) / f"copy{r}"
+        sub.mkdir()
+        for i, p in enumerate(paths):
+            link = sub / f"{i:04d}{Path(p).suffix}"
+            link.symlink_to(p)
+            out.append(str(link))
+    return out
+
+
+# -- measuring process -----------------------------------------------------------
+
+
+def _peak_rss_mb(who):
+    import resource
+
+    rss = resource.getrusage(who).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def _measure(mode, list_file, cache, duration, n_jobs):
+    import numpy as np
+
+    paths = Path(list_file).read_text().splitlines()
+    if mode == "naive":
+        import librosa
+
+        def run():
+            for path in paths:
+                y, _ = librosa.load(path, sr=22050)
+                librosa.feature.mfcc(y=y, sr=22050, n_mfcc=20)
+
+        # librosa builds its filterbank/FFT plans on first use: warm that up
+        # on a synthetic signal (not on the files, which would be cached).
+        librosa.feature.mfcc(y=np.zeros(22050, np.float32), sr=22050)
+    else:
+        from genreclf.features import MFCCTransformer, compute_mfcc
+
+        transformer = MFCCTransformer(duration=duration, memory=cache, n_jobs=n_jobs)
+        compute_mfcc(np.zeros(22050, np.float32))  # the same warm-up as (a)
+
+        def run():
+            transformer.transform(paths)
+
+    start, cpu = time.perf_counter(), time.process_time()
+    run()
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    if mode == "cold_all":
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=True)
+    import resource
+
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "n": len(paths),
+        "rss_mb": _peak_rss_mb(resource.RUSAGE_SELF),
+        "worker_rss_mb": _peak_rss_mb(resource.RUSAGE_CHILDREN),
+    }
+
+
+def _spawn(mode, list_file, cache, duration, n_jobs, one_thread):
+    env = dict(os.environ)
+    if one_thread:
+        env.update(ONE_THREAD)
+    cmd = [
+        sys.executable,
+        __file__,
+        "--_measure",
+        mode,
+        list_file,
+        cache,
+        str(duration),
+        str(n_jobs),
+    ]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        sys.exit(f"{mode} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=_default_data())
+    parser.add_argument("--repeat", type=int, default=1, help="use the files N times")
+    parser.add_argument("--duration", type=float, default=None, help="clip seconds")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="all cores")
+    parser.add_argument("--rounds", type=int, default=1, help="best of N rounds")
+    parser.add_argument("--_measure", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args._measure:
+        mode, list_file, cache, duration, n_jobs = args._measure
+        print(
+            json.dumps(_measure(mode, list_file, cache, float(duration), int(n_jobs)))
+        )
+        return 0
+
+    from genreclf.features import DEFAULT_DURATION
+
+    duration = args.duration or DEFAULT_DURATION
+    with tempfile.TemporaryDirectory(prefix="genreclf-bench-") as work:
+        paths = _files(args.data, args.repeat, work)
+        list_file = os.path.join(work, "files.txt")
+        Path(list_file).write_text("\n".join(paths))
+        print(
+            f"{len(paths)} files from {args.data} (x{args.repeat}), "
+            f"clips of {duration:g} s, {os.cpu_count()} cores, "
+            f"python {sys.version.split()[0]}"
+        )
+        best = {}
+        for r in range(args.rounds):
+            caches = {m: os.path.join(work, f"cache-{m}-{r}") for m in ("c1", "ca")}
+            runs = [
+                ("naive", "(a) naive librosa loop, 1 core", "-", 1, True),
+                ("cold_1", "(b) genreclf cold, 1 core", caches["c1"], 1, True),
+                (
+                    "cold_all",
+                    f"(b) genreclf cold, {args.jobs} cores",
+                    caches["ca"],
+                    args.jobs,
+                    False,
+                ),
+                ("warm", "(c) genreclf warm, 1 core", caches["c1"], 1, True),
+            ]
+            for mode, label, cache, n_jobs, one in runs:
+                res = _spawn(mode, list_file, cache, duration, n_jobs, one)
+                res["label"] = label
+                if mode not in best or res["seconds"] < best[mode]["seconds"]:
+                    best[mode] = res
+
+    naive = best["naive"]["n"] / best["naive"]["seconds"]
+    header = (
+        f"| {'mode':<34} | {'clips':>5} | {'seconds':>8} | {'clips/s':>8} | "
+        f"{'vs (a)':>7} | {'CPU s':>7} | {'CPU vs (a)':>10} | {'peak RSS MB':>11} | "
+        f"{'worker RSS MB':>13} |"
+    )
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    for mode in ("naive", "cold_1", "cold_all", "warm"):
+        r = best[mode]
+        rate = r["n"] / r["seconds"]
+        worker = f"{r['worker_rss_mb']:.0f}" if mode == "cold_all" else "-"
+        if mode == "cold_all":  # the work is done in the workers
+            cpu, cpu_ratio = "-", "-"
+        else:
+            cpu = f"{r['cpu_seconds']:.3f}"
+            cpu_ratio = f"{best['naive']['cpu_seconds'] / r['cpu_seconds']:.1f}x"
+        print(
+            f"| {r['label']:<34} | {r['n']:>5} | {r['seconds']:>8.3f} | "
+            f"{rate:>8.1f} | {rate / naive:>6.1f}x | {cpu:>7} | {cpu_ratio:>10} | "
+            f"{r['rss_mb']:>11.0f} | {worker:>13} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
