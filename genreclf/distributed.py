@@ -1,0 +1,718 @@
+"""Run feature extraction and searches on a Dask cluster, through joblib.
+
+genreclf parallelises with joblib: :class:`~genreclf.features.MFCCTransformer`
+decodes clips with ``Parallel(n_jobs=...)`` and scikit-learn's ``GridSearchCV``
+fits its candidates the same way. :func:`use_dask` connects to a
+``dask.distributed`` cluster (or starts a local one) and makes joblib's
+``"dask"`` backend the default inside a ``with`` block, so that the same code
+runs on one laptop or on many machines::
+
+    with use_dask("tcp://scheduler:8786"):
+        search.fit(X, y)        # GridSearchCV(..., n_jobs=-1)
+
+:func:`fit_search` fits a search so that each candidate's MLflow child run is
+written by the workers that train it (per-fold scores and training curves),
+with the tracking server as the meeting point.
+
+What the workers must share
+---------------------------
+- **The MFCC cache** (``memory`` of the feature step): a folder on storage that
+  every worker mounts *at the same path* (NFS, a cluster file system). The
+  client decides which entries are missing and workers write them, by path.
+  :func:`check_shared_folder` checks it.
+- **The audio files**, at the same paths as on the client.
+- **The MLflow tracking server**: an ``http://HOST:PORT`` URI that every
+  worker reaches (``mlflow server --backend-store-uri ... --host 0.0.0.0``),
+  not a local ``sqlite:///`` file or ``./mlruns`` folder when workers run on
+  other hosts; with ``--artifacts-destination`` (or a shared artifact store)
+  the artifacts travel through the server. ``MLFLOW_TRACKING_URI`` and the
+  other variables in :data:`FORWARDED_ENV` are copied to every worker.
+
+Dask is an optional dependency: ``pip install 'genreclf[dask]'``.
+"""
+
+import contextlib
+import os
+import socket
+import tempfile
+import time
+import uuid
+import warnings
+from numbers import Integral
+
+import numpy as np
+
+__all__ = [
+    "FORWARDED_ENV",
+    "check_shared_folder",
+    "fit_search",
+    "use_dask",
+]
+
+#: Environment variables copied from the client to every worker by
+#: :func:`use_dask` when set: where MLflow logs and how it authenticates.
+#: ``MLFLOW_RUN_ID`` is never copied (it would make every worker resume the
+#: client's run).
+FORWARDED_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_INSECURE_TLS",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "MLFLOW_S3_ENDPOINT_URL",
+)
+_INSTALL_HINT = "pip install 'genreclf[dask]'"
+_PLUGIN_NAME = "genreclf-environ"
+_PARENT_TAG = "mlflow.parentRunId"
+_HISTORY_KEYS = ("train_loss", "valid_loss", "valid_acc")
+_CV_KEYS = (
+    "mean_test_score",
+    "std_test_score",
+    "rank_test_score",
+    "mean_fit_time",
+    "std_fit_time",
+    "mean_score_time",
+    "std_score_time",
+    "mean_train_score",
+    "std_train_score",
+)
+
+
+def _import_distributed():
+    """Import ``dask.distributed``, or fail saying how to install it."""
+    try:
+        import dask.distributed as distributed
+    except ImportError as exc:
+        raise ImportError(
+            "genreclf.distributed needs dask.distributed, which is not installed "
+            f"({exc}); install it with: {_INSTALL_HINT}"
+        ) from exc
+    return distributed
+
+
+# --------------------------------------------------------------------------- cluster
+
+
+def _is_local_uri(uri):
+    """Tell whether a tracking URI names a file on the client's own disk."""
+    uri = str(uri).strip()
+    return "://" not in uri or uri.startswith(("sqlite:", "file:"))
+
+
+def _environ_plugin(env):
+    """Make a worker plugin that sets ``env`` on every worker, present or future."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class GenreclfEnviron(WorkerPlugin):
+        name = _PLUGIN_NAME
+
+        def __init__(self, env):
+            self.env = dict(env)
+
+        def setup(self, worker):
+            os.environ.update(self.env)
+
+    return GenreclfEnviron(env)
+
+
+def _check_positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _connect(
+    distributed, scheduler, n_workers, threads_per_worker, local_directory, timeout
+):
+    """Return ``(client, cluster, owns_client, remote)`` for ``scheduler``."""
+    if isinstance(scheduler, distributed.Client):
+        return scheduler, None, False, True
+    if scheduler is None or scheduler == "local":
+        n_workers = _check_positive("n_workers", n_workers)
+        threads_per_worker = _check_positive("threads_per_worker", threads_per_worker)
+        cluster = distributed.LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            # no dashboard; the scheduler's HTTP routes on any free local port
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            local_directory=None
+            if local_directory is None
+            else os.fspath(local_directory),
+        )
+        try:
+            client = distributed.Client(cluster, timeout=timeout)
+        except BaseException:
+            cluster.close()
+            raise
+        return client, cluster, True, False
+    if isinstance(scheduler, (str, os.PathLike)):
+        text = os.fspath(scheduler)
+        if "://" in text:
+            kwargs = {"address": text}
+        elif text.endswith(".json") or os.path.isfile(text):
+            if not os.path.isfile(text):
+                raise FileNotFoundError(
+                    f"{text}: Dask scheduler file not found (written by "
+                    "`dask scheduler --scheduler-file PATH`)"
+                )
+            kwargs = {"scheduler_file": text}
+        else:
+            kwargs = None
+        if kwargs is not None:
+            try:
+                client = distributed.Client(**kwargs, timeout=timeout)
+            except OSError as exc:  # includes TimeoutError
+                raise ConnectionError(
+                    f"cannot reach the Dask scheduler at {text} within {timeout} s "
+                    f"({exc}); start one with `dask scheduler` and its workers with "
+                    "`dask worker ADDRESS`"
+                ) from exc
+            return client, None, True, True
+    raise ValueError(
+        "scheduler must be None or 'local' (a local cluster), an address such as "
+        "'tcp://HOST:8786', a scheduler file (.json) or a dask.distributed.Client; "
+        f"got {scheduler!r}"
+    )
+
+
+@contextlib.contextmanager
+def use_dask(
+    scheduler=None,
+    *,
+    n_workers=2,
+    threads_per_worker=1,
+    local_directory=None,
+    env=None,
+    shared_folders=(),
+    timeout=30,
+):
+    """Run joblib-parallel work on a Dask cluster inside a ``with`` block.
+
+    Connects a ``dask.distributed.Client`` to an existing cluster, or starts a
+    local cluster of worker processes, and sets joblib's ``"dask"`` backend
+    (``joblib.parallel_config(backend="dask")``) for the block. Feature
+    extraction (``MFCCTransformer(n_jobs=-1)``), ``GridSearchCV(n_jobs=-1)`` and
+    the ensemble's members then run on the cluster's workers. What this
+    function started (client, local cluster) is closed on exit; a client that
+    was passed in stays open.
+
+    Parameters
+    ----------
+    scheduler : None, str, path-like or dask.distributed.Client, default=None
+        None or ``"local"``: start a ``LocalCluster`` of ``n_workers`` worker
+        processes on 127.0.0.1 (no dashboard). An address such as
+        ``"tcp://HOST:8786"``: connect to that scheduler. A path to a
+        scheduler file (``dask scheduler --scheduler-file PATH``): connect to
+        the scheduler it names. A ``Client``: use it.
+    n_workers : int, default=2
+        Worker processes of a local cluster (ignored otherwise).
+    threads_per_worker : int, default=1
+        Threads of each local worker (ignored otherwise). Keep 1 for torch
+        training: torch's random generator is per process, so two fits in
+        one process at once would not be reproducible.
+    local_directory : str or path-like, optional
+        Scratch folder of local workers (spilled data, worker files).
+    env : dict of str to str, optional
+        Environment variables to set on every worker (also on workers that
+        join later), on top of those of :data:`FORWARDED_ENV` that are set in
+        the client's environment. They stay set on the workers of a cluster
+        that outlives the block.
+    shared_folders : sequence of str or path-like, default=()
+        Folders that every worker must see as the client does, such as the
+        MFCC cache: checked with :func:`check_shared_folder` at once.
+    timeout : float, default=30
+        Seconds to wait for the scheduler to answer.
+
+    Yields
+    ------
+    client : dask.distributed.Client
+        The connected client (its ``dashboard_link``, ``scheduler_info()``).
+
+    Raises
+    ------
+    ImportError
+        If ``dask.distributed`` is not installed.
+    ConnectionError
+        If the scheduler does not answer within ``timeout`` seconds.
+    ValueError
+        On a ``scheduler`` that is none of the above, or a bad worker count.
+    OSError
+        If a folder of ``shared_folders`` is not shared with every worker.
+
+    See Also
+    --------
+    fit_search : A search whose candidates log their MLflow runs on the workers.
+    check_shared_folder : Check that the workers see a folder of the client.
+
+    Notes
+    -----
+    Inside the block, joblib's ``n_jobs=-1`` means every worker thread of the
+    cluster; ``n_jobs=None`` or 1 still runs in this process, so only what asks
+    for parallelism goes to the cluster (parallelise at one level: the search
+    or the extraction, not the ensemble's members too). A parallel call made
+    inside a task is sent to the cluster as well; a worker waiting on it
+    leaves its slot to others, so this cannot deadlock.
+
+    Everything a task needs travels by pickle, so estimators, functions and
+    torch modules must be importable on the workers: install genreclf (same
+    version) in each worker's environment. Worker processes of a local cluster
+    are spawned, so a script that uses one needs an
+    ``if __name__ == "__main__":`` guard.
+
+    Where the workers run on other hosts, the MFCC cache, the audio files and
+    the MLflow tracking URI must be reachable from all of them at the same
+    paths (see the module documentation); a local ``sqlite:``/``file:``
+    tracking URI then gives a warning.
+
+    Examples
+    --------
+    >>> from genreclf.distributed import use_dask
+    >>> from joblib import Parallel, delayed
+    >>> with use_dask(n_workers=1) as client:  # doctest: +SKIP
+    ...     Parallel(n_jobs=-1)(delayed(abs)(-i) for i in range(3))
+    [0, 1, 2]
+
+    On a cluster started with ``dask scheduler`` and ``dask worker``::
+
+        with use_dask("tcp://scheduler:8786", shared_folders=["/shared/cache"]):
+            search.fit(X, y)
+    """
+    distributed = _import_distributed()
+    import joblib
+
+    client, cluster, owns_client, remote = _connect(
+        distributed,
+        scheduler,
+        n_workers,
+        threads_per_worker,
+        local_directory,
+        timeout,
+    )
+    try:
+        forwarded = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+        forwarded.update({str(k): str(v) for k, v in (env or {}).items()})
+        forwarded.pop("MLFLOW_RUN_ID", None)
+        uri = forwarded.get("MLFLOW_TRACKING_URI")
+        if remote and uri is not None and _is_local_uri(uri):
+            warnings.warn(
+                f"MLFLOW_TRACKING_URI={uri} is a file on this machine: workers on "
+                "other hosts cannot log to it; run `mlflow server` and point "
+                "MLFLOW_TRACKING_URI at http://HOST:PORT",
+                UserWarning,
+                stacklevel=3,
+            )
+        if forwarded:
+            client.register_plugin(_environ_plugin(forwarded), name=_PLUGIN_NAME)
+        for folder in shared_folders:
+            check_shared_folder(folder, client)
+        with joblib.parallel_config(backend="dask", client=client):
+            yield client
+    finally:
+        if owns_client:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _read_token(path, expected):
+    """Worker: does ``path`` hold ``expected``? Return None or the reason."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            found = fh.read()
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None if found == expected else "another file is at that path"
+
+
+def check_shared_folder(path, client=None):
+    """Check that every worker sees the folder ``path`` as the client does.
+
+    Writes a small file into ``path``, has every worker read it back by the
+    same path, and removes it. Use it for the MFCC cache before a long run.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The folder (created if missing).
+    client : dask.distributed.Client, optional
+        By default the current client (``dask.distributed.get_client()``).
+
+    Returns
+    -------
+    workers : list of str
+        The addresses of the workers checked.
+
+    Raises
+    ------
+    OSError
+        If some workers cannot read the file: each worker address with the
+        reason, and what to do.
+    """
+    distributed = _import_distributed()
+    if client is None:
+        client = distributed.get_client()
+    folder = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    os.makedirs(folder, exist_ok=True)
+    token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".genreclf-shared-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(token)
+        answers = client.run(_read_token, probe, token)
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(probe)
+    bad = {worker: why for worker, why in answers.items() if why is not None}
+    if bad:
+        lines = "\n".join(f"  {worker}: {why}" for worker, why in sorted(bad.items()))
+        raise OSError(
+            f"{folder}: not shared with {len(bad)} of {len(answers)} Dask workers; "
+            f"mount it at the same path on every worker host:\n{lines}"
+        )
+    return sorted(answers)
+
+
+# --------------------------------------------------------------------------- search
+
+
+def _candidates(search):
+    """Return the candidates of a search, in the order of its ``cv_results_``."""
+    from sklearn.model_selection import ParameterGrid, ParameterSampler
+
+    if hasattr(search, "param_grid"):
+        return list(ParameterGrid(search.param_grid))
+    if hasattr(search, "param_distributions") and hasattr(search, "n_iter"):
+        if not isinstance(search.random_state, Integral):
+            raise ValueError(
+                f"{type(search).__name__} needs an int random_state for fit_search, "
+                f"got {search.random_state!r}: the candidates must be known "
+                "before the fit"
+            )
+        return list(
+            ParameterSampler(
+                search.param_distributions,
+                search.n_iter,
+                random_state=search.random_state,
+            )
+        )
+    raise TypeError(
+        "fit_search takes a GridSearchCV or RandomizedSearchCV, "
+        f"got {type(search).__name__}"
+    )
+
+
+def _digest(part):
+    """Content digest of a train or test part, equal in every process."""
+    import joblib
+
+    return joblib.hash(part)
+
+
+def _same(a, b):
+    """Whether two parameter values are equal (estimators by their params)."""
+    if hasattr(a, "get_params") and not isinstance(a, type):
+        if type(a) is not type(b):
+            return False
+        pa, pb = a.get_params(deep=False), b.get_params(deep=False)
+        return pa.keys() == pb.keys() and all(_same(pa[k], pb[k]) for k in pa)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return bool(np.array_equal(a, b))
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - incomparable means different
+        return False
+
+
+def _value_text(value):
+    if hasattr(value, "get_params") and not isinstance(value, type):
+        return type(value).__name__
+    if isinstance(value, type) or (callable(value) and hasattr(value, "__qualname__")):
+        return f"{getattr(value, '__module__', '')}.{value.__qualname__}".lstrip(".")
+    return str(value)
+
+
+def _worker_name():
+    try:
+        from dask.distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _member_histories(estimator):
+    """Per-epoch history of each fitted member: ``{m: {epoch: {key: value}}}``."""
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    members = getattr(final, "estimators_", None)
+    if members is None:
+        members = [final]
+    out = {}
+    for m, member in enumerate(members):
+        rows = {}
+        for row in getattr(member, "history", None) or []:
+            epoch = int(row.get("epoch", len(rows) + 1))
+            rows[epoch] = {
+                key: float(row[key])
+                for key in _HISTORY_KEYS
+                if isinstance(row.get(key), (int, float, np.number))
+                and not isinstance(row.get(key), bool)
+            }
+        if rows:
+            out[m] = rows
+    return out
+
+
+class _CandidateScorer:
+    """A scorer that also logs each fold's score into its candidate's MLflow run.
+
+    It runs where scikit-learn scores a fitted candidate: in the worker that
+    trained it. It finds the candidate by the fitted estimator's parameters
+    and the fold by a digest of the part it scores, then writes
+    ``split<k>_test_score`` (or ``_train_score``), the worker's address (tag
+    ``genreclf.worker.split<k>``) and each member's per-epoch history
+    (``split<k>.member<m>.<key>``, step = epoch) into the candidate's child run.
+    A logging failure never fails the fit: :func:`fit_search` then logs the
+    missing scores from the client.
+    """
+
+    def __init__(
+        self, scorer, tracking_uri, candidates, run_ids, test_parts, train_parts
+    ):
+        self.scorer = scorer
+        self.tracking_uri = tracking_uri
+        self.candidates = candidates
+        self.run_ids = run_ids
+        self.test_parts = test_parts
+        self.train_parts = train_parts
+
+    def __call__(self, estimator, X, y=None, **kwargs):
+        if y is None:
+            score = self.scorer(estimator, X, **kwargs)
+        else:
+            score = self.scorer(estimator, X, y, **kwargs)
+        try:
+            self._log(estimator, X, score)
+        except Exception as exc:  # noqa: BLE001 - logging must not lose a fit
+            warnings.warn(
+                f"could not log a fold score to MLflow at {self.tracking_uri} "
+                f"({type(exc).__name__}: {exc}); it is logged after the search",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return score
+
+    def _candidate(self, estimator):
+        params = estimator.get_params(deep=True)
+        best, best_size = None, -1
+        for i, candidate in enumerate(self.candidates):
+            if len(candidate) > best_size and all(
+                k in params and _same(params[k], v) for k, v in candidate.items()
+            ):
+                best, best_size = i, len(candidate)
+        return best
+
+    def _log(self, estimator, X, score):
+        import mlflow
+        from mlflow.entities import Metric, RunTag
+
+        digest = _digest(X)
+        if digest in self.test_parts:
+            fold, kind = self.test_parts[digest], "test"
+        elif digest in self.train_parts:
+            fold, kind = self.train_parts[digest], "train"
+        else:
+            return  # not a part of this search's splits (e.g. a later .score())
+        index = self._candidate(estimator)
+        if index is None:
+            return
+        now = int(time.time() * 1000)
+        metrics = [Metric(f"split{fold}_{kind}_score", float(score), now, 0)]
+        tags = []
+        if kind == "test":
+            tags.append(RunTag(f"genreclf.worker.split{fold}", _worker_name()))
+            for m, rows in _member_histories(estimator).items():
+                metrics += [
+                    Metric(f"split{fold}.member{m}.{key}", value, now, epoch)
+                    for epoch, values in rows.items()
+                    for key, value in values.items()
+                ]
+        client = mlflow.MlflowClient(self.tracking_uri)
+        run_id = self.run_ids[index]
+        for start in range(0, len(metrics), 1000):  # MLflow's batch limit
+            client.log_batch(
+                run_id,
+                metrics=metrics[start : start + 1000],
+                tags=tags if start == 0 else [],
+            )
+
+
+def fit_search(
+    search, X, y, *, parent_run_id=None, tracking_uri=None, groups=None, **fit_params
+):
+    """Fit a search; each candidate's MLflow child run is logged by its workers.
+
+    Before the fit, one child run ``candidate-<i>`` per candidate is created
+    under the parent, with the candidate's parameters (keyed by their
+    scikit-learn paths). During the fit, wherever a candidate is trained (a
+    Dask worker under :func:`use_dask`, a joblib process, or this process),
+    each fold's score, the worker's address and every member's per-epoch
+    training history are logged into that child run. After the fit the
+    ``cv_results_`` summary (``mean_test_score``, ``std_test_score``,
+    ``rank_test_score``, fit and score times) is added and the child runs end
+    ``FINISHED`` (``FAILED`` for a candidate without a finite score). The
+    result looks the same whatever ran the search.
+
+    Parameters
+    ----------
+    search : GridSearchCV or RandomizedSearchCV
+        An unfitted search with single-metric ``scoring`` (None, a name or a
+        callable). A ``RandomizedSearchCV`` needs an int ``random_state``.
+    X : array-like of shape (n_samples,)
+        Audio file paths (or any input of the search's estimator).
+    y : array-like of shape (n_samples,)
+        Genres.
+    parent_run_id : str, optional
+        The run the candidates are nested under; by default the active run.
+    tracking_uri : str, optional
+        The tracking server; by default MLflow's current one. Every worker
+        must reach it.
+    groups : array-like of shape (n_samples,), optional
+        Groups for the search's splitter.
+    **fit_params
+        Passed to ``search.fit``.
+
+    Returns
+    -------
+    run_ids : list of str
+        One child run id per candidate, in ``cv_results_`` order.
+
+    Raises
+    ------
+    ValueError
+        If there is no parent run, or ``scoring`` has several metrics.
+    TypeError
+        If ``search`` is not a grid or randomized search.
+
+    See Also
+    --------
+    use_dask : Run the search on a Dask cluster.
+    genreclf.tracking.log_search : Log the candidates from the client, after
+        the fit, instead.
+
+    Notes
+    -----
+    The splits must be the same when computed twice (an int ``cv``, or a
+    splitter with a fixed ``random_state``): the workers recognise a fold by
+    the clips it holds. Folds they cannot recognise are logged from the
+    client after the search, as are scores a worker failed to send.
+    """
+    import mlflow
+    from mlflow.entities import Metric, Param
+    from sklearn.base import is_classifier
+    from sklearn.metrics import check_scoring
+    from sklearn.model_selection import check_cv
+    from sklearn.utils import _safe_indexing, indexable
+
+    candidates = _candidates(search)
+    scoring = search.scoring
+    if isinstance(scoring, (list, tuple, set, dict)):
+        raise ValueError(
+            "fit_search supports one scoring metric, got "
+            f"{type(scoring).__name__} {scoring!r}"
+        )
+    if parent_run_id is None:
+        active = mlflow.active_run()
+        if active is None:
+            raise ValueError("no parent_run_id given and no active MLflow run")
+        parent_run_id = active.info.run_id
+    tracking_uri = tracking_uri or mlflow.get_tracking_uri()
+    client = mlflow.MlflowClient(tracking_uri)
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+
+    Xi, yi, gi = indexable(X, y, groups)
+    cv = check_cv(search.cv, yi, classifier=is_classifier(search.estimator))
+    test_parts, train_parts = {}, {}
+    n_splits = 0
+    for k, (train, test) in enumerate(cv.split(Xi, yi, gi)):
+        test_parts[_digest(_safe_indexing(Xi, test))] = k
+        train_parts[_digest(_safe_indexing(Xi, train))] = k
+        n_splits += 1
+
+    run_ids = []
+    for i, candidate in enumerate(candidates):
+        run = client.create_run(
+            experiment_id,
+            run_name=f"candidate-{i}",
+            tags={_PARENT_TAG: parent_run_id, "genreclf.candidate_index": str(i)},
+        )
+        params = [Param(k, _value_text(v)[:6000]) for k, v in sorted(candidate.items())]
+        client.log_batch(run.info.run_id, params=params)
+        run_ids.append(run.info.run_id)
+
+    scorer = _CandidateScorer(
+        check_scoring(search.estimator, scoring),
+        tracking_uri,
+        candidates,
+        run_ids,
+        test_parts,
+        train_parts,
+    )
+    status = "FAILED"
+    try:
+        search.set_params(scoring=scorer)
+        search.fit(X, y, groups=groups, **fit_params)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        search.set_params(scoring=scoring)
+        if getattr(search, "scorer_", None) is scorer:
+            search.scorer_ = scorer.scorer
+        if status != "FINISHED":
+            for run_id in run_ids:
+                with contextlib.suppress(Exception):
+                    client.set_terminated(run_id, status)
+    _finish_candidate_runs(client, search.cv_results_, run_ids, n_splits, Metric)
+    return run_ids
+
+
+def _finish_candidate_runs(client, results, run_ids, n_splits, Metric):
+    """Log the ``cv_results_`` summary (and missing fold scores), end the runs."""
+    if len(results["params"]) != len(run_ids):
+        raise RuntimeError(
+            f"the search evaluated {len(results['params'])} candidates but "
+            f"{len(run_ids)} were expected"
+        )
+    now = int(time.time() * 1000)
+    for i, run_id in enumerate(run_ids):
+        logged = client.get_run(run_id).data.metrics
+        keys = list(_CV_KEYS)
+        missing = 0
+        for k in range(n_splits):
+            for kind in ("test", "train"):
+                key = f"split{k}_{kind}_score"
+                if key in results and key not in logged:
+                    keys.append(key)
+                    missing += kind == "test"
+        metrics = [
+            Metric(key, float(results[key][i]), now, 0)
+            for key in keys
+            if key in results and np.isfinite(float(results[key][i]))
+        ]
+        where = (
+            "workers"
+            if missing == 0
+            else "client"
+            if missing == n_splits
+            else ("workers+client")
+        )
+        client.log_batch(run_id, metrics=metrics)
+        client.set_tag(run_id, "genreclf.fold_scores_logged_by", where)
+        finite = np.isfinite(float(results["mean_test_score"][i]))
+        client.set_terminated(run_id, "FINISHED" if finite else "FAILED")
