@@ -1,0 +1,383 @@
+"""Five fits of one net, soft-voted: a thin :class:`~sklearn.ensemble.VotingClassifier`.
+
+:class:`GenreEnsemble` derives its members from one ``net`` and one
+``random_state``, so a grid search sets every member with one parameter path
+(``ensemble__net__batch_size``). Members are fitted one after the other; a
+callback sees each as it finishes, and a checkpoint folder lets an
+interrupted fit resume from the members it had finished.
+"""
+
+import json
+import os
+import time
+from numbers import Integral
+from pathlib import Path
+
+import joblib
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.ensemble import VotingClassifier
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["GenreEnsemble"]
+
+_MANIFEST = "ensemble.json"
+
+
+def _fit_member(member, X, y, fit_params):
+    """Fit one member (module level, so joblib workers can run it)."""
+    start = time.perf_counter()
+    member.fit(X, y, **fit_params)
+    return member, time.perf_counter() - start
+
+
+def _replace_file(path, write):
+    """Write through a temporary file, so a killed process leaves no half file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+class GenreEnsemble(VotingClassifier):
+    """Soft-voting ensemble of ``n_members`` fits of one net with different seeds.
+
+    A :class:`~sklearn.ensemble.VotingClassifier` whose ``estimators`` are
+    derived: ``n_members`` clones of ``net``, each with its own
+    ``random_state`` drawn from this ensemble's ``random_state``. Its
+    parameters are those of a plain estimator, so ``net__batch_size`` (or
+    ``ensemble__net__batch_size`` inside a pipeline) sets every member.
+
+    Parameters
+    ----------
+    net : estimator or None, default=None
+        The member template, a classifier with a ``random_state`` parameter;
+        None means ``GenreNet()``.
+    n_members : int, default=5
+        Number of members (the study's five).
+    voting : {"soft", "hard"}, default="soft"
+        Average the members' probabilities, or take a majority of labels.
+    random_state : int, RandomState instance or None, default=None
+        Draws the members' seeds (distinct ints). The same int gives the same
+        members, hence the same predictions on the CPU.
+    n_jobs : int or None, default=None
+        Members fitted in parallel processes; None fits them one after the
+        other. Keep None when the net itself uses every core or the GPU
+        (parallelise at one level only).
+    verbose : bool, default=False
+        Print a line as each member finishes.
+    member_callback : callable or None, default=None
+        Called as ``member_callback(index, member, seed)`` in this process
+        after each member is fitted (or reloaded, see ``resume``), in index
+        order, e.g. to log or save it.
+    checkpoint_dir : str, path-like or None, default=None
+        Folder where each member is saved (joblib) as soon as it is fitted.
+    resume : bool, default=False
+        With ``checkpoint_dir``: reload the members already saved there by
+        a fit of the same net parameters on the same data (and the same seeds,
+        taken from the folder when ``random_state`` is None) instead of
+        fitting them again.
+
+    Attributes
+    ----------
+    estimators_ : list of estimators
+        The fitted members (trained on integer-encoded labels, see ``le_``).
+    named_estimators_ : Bunch
+        The members by name, ``member0`` ... ``member<n-1>``.
+    seeds_ : list of int
+        The members' ``random_state``, in order.
+    resumed_ : list of int
+        Indices of the members reloaded from ``checkpoint_dir``.
+    fit_times_ : list of float
+        Seconds each member took to fit (0.0 for reloaded ones).
+    le_ : LabelEncoder
+        Encodes the labels for the members.
+    classes_ : ndarray of shape (n_classes,)
+        The labels (genre names).
+
+    See Also
+    --------
+    genreclf.GenreNet : The default member.
+    sklearn.ensemble.VotingClassifier : The parent class.
+
+    Notes
+    -----
+    A checkpoint file is a pickle: loading one runs code, so resume only from
+    folders you wrote yourself. A checkpoint folder belongs to one training;
+    a grid search should not share one across candidates.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from genreclf.model import GenreNet
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(12, 1, 20, 16)).astype("float32")
+    >>> y = np.array(["rock", "jazz"] * 6)
+    >>> net = GenreNet(module__filters=(4,), module__dense=8, max_epochs=1)
+    >>> ens = GenreEnsemble(net, n_members=2, random_state=0).fit(X, y)
+    >>> len(ens.estimators_), ens.seeds_[0] != ens.seeds_[1]
+    (2, True)
+    >>> ens.set_params(net__batch_size=4).net.batch_size
+    4
+    """
+
+    _parameter_constraints: dict = {
+        "net": [HasMethods(["fit", "predict"]), None],
+        "n_members": [Interval(Integral, 1, None, closed="left")],
+        "voting": [StrOptions({"soft", "hard"})],
+        "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
+        "member_callback": [callable, None],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "resume": ["boolean"],
+    }
+    # VotingClassifier options that GenreEnsemble fixes.
+    weights = None
+    flatten_transform = True
+
+    def __init__(
+        self,
+        net=None,
+        n_members=5,
+        voting="soft",
+        random_state=None,
+        n_jobs=None,
+        verbose=False,
+        member_callback=None,
+        checkpoint_dir=None,
+        resume=False,
+    ):
+        self.net = net
+        self.n_members = n_members
+        self.voting = voting
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.member_callback = member_callback
+        self.checkpoint_dir = checkpoint_dir
+        self.resume = resume
+
+    # --- parameters: a plain estimator's, not VotingClassifier's ------------
+    def get_params(self, deep=True):
+        """Get the parameters (``net__*`` reach the member template).
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Include the net's parameters as ``net__<name>``.
+
+        Returns
+        -------
+        params : dict
+        """
+        return BaseEstimator.get_params(self, deep=deep)
+
+    def set_params(self, **params):
+        """Set parameters; ``net__<name>`` sets it on every member.
+
+        Parameters
+        ----------
+        **params : dict
+            Parameter names as in :meth:`get_params`.
+
+        Returns
+        -------
+        self : GenreEnsemble
+        """
+        if self.net is None and any(key.startswith("net__") for key in params):
+            self.net = self._template()
+        return BaseEstimator.set_params(self, **params)
+
+    def _template(self):
+        if self.net is not None:
+            return self.net
+        from genreclf.model import GenreNet
+
+        return GenreNet()
+
+    def _member(self, seed):
+        member = clone(self._template())
+        if seed is not None:
+            member.set_params(random_state=seed)
+        return member
+
+    @property
+    def estimators(self):
+        """The ``(name, unfitted member)`` pairs this ensemble fits."""
+        seeds = getattr(self, "seeds_", None) or [None] * self.n_members
+        return [(f"member{i}", self._member(s)) for i, s in enumerate(seeds)]
+
+    # --- fitting ------------------------------------------------------------
+    def _draw_seeds(self):
+        rng = check_random_state(self.random_state)
+        seeds = []
+        while len(seeds) < self.n_members:
+            seed = int(rng.randint(np.iinfo(np.int32).max))
+            if seed not in seeds:
+                seeds.append(seed)
+        return seeds
+
+    def _fingerprint(self, X, y):
+        params = clone(self._template()).get_params(deep=False)
+        params.pop("random_state", None)
+        template = type(self._template())
+        return joblib.hash(
+            (template.__module__, template.__qualname__, params, self.n_members, X, y)
+        )
+
+    def _checkpoint_path(self, index):
+        return Path(self.checkpoint_dir) / f"member{index}.joblib"
+
+    def _load_checkpoint(self, index, fingerprint, seed):
+        path = self._checkpoint_path(index)
+        if not path.is_file():
+            return None
+        try:
+            saved = joblib.load(path)
+        except Exception:  # a truncated or foreign file: fit the member again
+            return None
+        if (
+            not isinstance(saved, dict)
+            or saved.get("fingerprint") != fingerprint
+            or saved.get("seed") != seed
+        ):
+            return None
+        return saved["estimator"]
+
+    def _prepare_checkpoints(self, X, y, seeds):
+        """Create the folder, reuse its seeds when resuming; return the fingerprint."""
+        folder = Path(self.checkpoint_dir)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"checkpoint_dir {folder} cannot be created: {exc}") from exc
+        fingerprint = self._fingerprint(X, y)
+        manifest = folder / _MANIFEST
+        if self.resume and self.random_state is None and manifest.is_file():
+            try:
+                saved = json.loads(manifest.read_text())
+            except (OSError, ValueError):
+                saved = {}
+            if saved.get("fingerprint") == fingerprint:
+                if len(saved.get("seeds", ())) == self.n_members:
+                    seeds[:] = [int(s) for s in saved["seeds"]]
+        record = json.dumps({"fingerprint": fingerprint, "seeds": seeds})
+        try:  # before any training: an unwritable folder fails fast
+            _replace_file(manifest, lambda tmp: tmp.write_text(record))
+        except OSError as exc:
+            raise OSError(f"checkpoint_dir {folder} is not writable: {exc}") from exc
+        return fingerprint
+
+    def _fit_all(self, X, y, todo, fit_params):
+        """Yield ``(index, member, seconds)`` in index order as members finish."""
+        jobs = [(i, self._member(self.seeds_[i])) for i in todo]
+        if self.n_jobs is None or self.n_jobs == 1:
+            for i, member in jobs:
+                yield (i, *_fit_member(member, X, y, fit_params))
+            return
+        results = Parallel(n_jobs=self.n_jobs, return_as="generator")(
+            delayed(_fit_member)(member, X, y, fit_params) for _, member in jobs
+        )
+        for (i, _), (member, seconds) in zip(jobs, results, strict=True):
+            yield i, member, seconds
+
+    def fit(self, X, y, **fit_params):
+        """Fit ``n_members`` clones of ``net``, each with its own seed.
+
+        Parameters
+        ----------
+        X : array-like
+            Training input of the net, e.g. MFCCs of shape
+            (n_clips, 1, n_mfcc, n_frames).
+        y : array-like of shape (n_clips,)
+            Labels, e.g. genre names.
+        **fit_params : dict
+            Passed to every member's ``fit``.
+
+        Returns
+        -------
+        self : GenreEnsemble
+        """
+        self._validate_params()
+        y_type = type_of_target(y, input_name="y")
+        if y_type in ("unknown", "continuous"):
+            raise ValueError(
+                f"Unknown label type: {y_type}. GenreEnsemble needs class labels "
+                "(e.g. genre names)"
+            )
+        if y_type not in ("binary", "multiclass"):
+            raise ValueError(
+                f"GenreEnsemble supports binary or multiclass labels, got {y_type}"
+            )
+        self.le_ = LabelEncoder().fit(y)
+        self.classes_ = self.le_.classes_
+        y_enc = self.le_.transform(y)
+        seeds = self._draw_seeds()
+        fingerprint = None
+        if self.checkpoint_dir is not None:
+            fingerprint = self._prepare_checkpoints(X, y_enc, seeds)
+        self.seeds_ = seeds
+        members = [None] * self.n_members
+        self.fit_times_ = [0.0] * self.n_members
+        self.resumed_ = []
+        todo = []
+        for i, seed in enumerate(seeds):
+            loaded = None
+            if self.resume and fingerprint is not None:
+                loaded = self._load_checkpoint(i, fingerprint, seed)
+            if loaded is None:
+                todo.append(i)
+                continue
+            members[i] = loaded
+            self.resumed_.append(i)
+            self._finished(i, loaded, "reloaded from checkpoint_dir")
+        for i, member, seconds in self._fit_all(X, y_enc, todo, fit_params):
+            members[i] = member
+            self.fit_times_[i] = seconds
+            if fingerprint is not None:
+                saved = {
+                    "fingerprint": fingerprint,
+                    "seed": seeds[i],
+                    "estimator": member,
+                }
+                _replace_file(
+                    self._checkpoint_path(i), lambda tmp, s=saved: joblib.dump(s, tmp)
+                )
+            self._finished(i, member, f"fitted in {seconds:.1f} s")
+        self.estimators_ = members
+        self.named_estimators_ = Bunch(
+            **{f"member{i}": member for i, member in enumerate(members)}
+        )
+        if hasattr(members[0], "feature_names_in_"):
+            self.feature_names_in_ = members[0].feature_names_in_
+        return self
+
+    def _finished(self, index, member, what):
+        if self.verbose:
+            print(f"[GenreEnsemble] member {index + 1} of {self.n_members} {what}")
+        if self.member_callback is not None:
+            self.member_callback(index, member, self.seeds_[index])
+
+    def score_members(self, X, y):
+        """Accuracy of each member alone, to compare with the ensemble's.
+
+        Parameters
+        ----------
+        X : array-like
+            Input of the members.
+        y : array-like of shape (n_samples,)
+            True labels.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_members,)
+            Accuracy of each member, in order.
+        """
+        check_is_fitted(self)
+        y_enc = self.le_.transform(y)
+        return np.array([np.mean(m.predict(X) == y_enc) for m in self.estimators_])

@@ -1,0 +1,176 @@
+"""The one pipeline from audio paths to genre names, and its step names.
+
+``build_pipeline()`` returns a :class:`~sklearn.pipeline.Pipeline` of three
+steps, named in :data:`STEP_NAMES`: MFCC extraction (cached on disk),
+per-coefficient standardization, and the ensemble of CNNs. Its parameter
+paths (``ensemble__net__batch_size``, ``mfcc__duration``, ...) are what
+``GridSearchCV`` and MLflow use.
+"""
+
+from sklearn.pipeline import Pipeline
+
+from genreclf.ensemble import GenreEnsemble
+from genreclf.features import DEFAULT_DURATION, MFCCStandardizer, MFCCTransformer
+from genreclf.model import GenreNet
+
+__all__ = ["OPTION_PATHS", "PRESETS", "STEP_NAMES", "build_pipeline"]
+
+#: Names of the pipeline's steps, in order: the only place they are defined.
+STEP_NAMES = ("mfcc", "scale", "ensemble")
+_MFCC, _SCALE, _ENSEMBLE = STEP_NAMES
+
+_NET = f"{_ENSEMBLE}__net__"
+_MODULE = f"{_NET}module__"
+
+#: Short option names of :func:`build_pipeline` and the parameter paths they set.
+OPTION_PATHS = {
+    # MFCC extraction
+    **{
+        name: f"{_MFCC}__{name}"
+        for name in ("sr", "n_mfcc", "n_fft", "hop_length", "n_mels", "duration")
+    },
+    "offset": f"{_MFCC}__offset",
+    # training of each net
+    **{
+        name: f"{_NET}{name}"
+        for name in (
+            "max_epochs",
+            "batch_size",
+            "lr",
+            "valid_size",
+            "monitor",
+            "window",
+            "window_hop",
+            "train_windows",
+            "combine",
+            "time_shift",
+            "time_mask",
+            "freq_mask",
+            "c0_shift",
+        )
+    },
+    # architecture of each net
+    **{
+        name: f"{_MODULE}{name}"
+        for name in ("filters", "dense", "batch_norm", "dropout", "head")
+    },
+    # the ensemble
+    **{
+        name: f"{_ENSEMBLE}__{name}"
+        for name in ("voting", "member_callback", "checkpoint_dir", "resume")
+    },
+}
+
+#: The reference study: 20 MFCCs of whole 28.56 s clips (1230 frames), blocks
+#: of 64, 160 and 128 filters, dense 64, no batch normalization, RMSprop at
+#: 1e-4 (see GenreNet's ``lr``) with mini-batches of 5, no slicing.
+_REFERENCE = {
+    "duration": DEFAULT_DURATION,
+    "n_mfcc": 20,
+    "filters": (64, 160, 128),
+    "dense": 64,
+    "batch_norm": False,
+    "dropout": 0.0,
+    "head": "flatten",
+    "lr": 1e-4,
+    "batch_size": 5,
+    "window": None,
+}
+
+#: Named configurations of :func:`build_pipeline` (short option names).
+PRESETS = {
+    "reference": _REFERENCE,
+    # The best configuration measured on real music (issue 5: slice voting,
+    # batch normalization, ...) goes here once benchmarks/accuracy.py has
+    # chosen it; until then the default is the reference study.
+    "default": dict(_REFERENCE),
+}
+
+
+def build_pipeline(
+    preset="default",
+    *,
+    memory=None,
+    random_state=None,
+    n_members=5,
+    verbose=0,
+    device="auto",
+    **options,
+):
+    """Build the pipeline from audio file paths to genre names.
+
+    Parameters
+    ----------
+    preset : {"default", "reference"}, default="default"
+        Starting configuration (see :data:`PRESETS`). ``"reference"`` is the
+        reference study's; ``"default"`` is the best measured configuration
+        (today the same).
+    memory : None, str, path-like or joblib.Memory, default=None
+        Folder of the MFCC cache (``MFCCTransformer(memory=...)``): every
+        clip is decoded once, whatever the folds and candidates of a search.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the ensemble (its members' seeds derive from it).
+    n_members : int, default=5
+        Nets in the ensemble.
+    verbose : int, default=0
+        1: step timings, a line per member, a progress bar over clips;
+        2: also a table of epochs per net.
+    device : str, default="auto"
+        Torch device of the nets; ``"auto"`` picks CUDA when available.
+    **options
+        Overrides on top of the preset, as short names (the keys of
+        :data:`OPTION_PATHS`: ``duration``, ``n_mfcc``, ``max_epochs``,
+        ``batch_size``, ``lr``, ``window``, ``filters``, ``dense``,
+        ``batch_norm``, ``head``, ...) or as parameter paths
+        (``ensemble__net__optimizer__momentum=0.5``).
+
+    Returns
+    -------
+    pipeline : Pipeline
+        Steps :data:`STEP_NAMES`: ``MFCCTransformer``, ``MFCCStandardizer``,
+        ``GenreEnsemble`` of ``GenreNet``. ``fit(paths, genres)`` then
+        ``predict(paths)`` returns genre names.
+
+    Raises
+    ------
+    ValueError
+        For an unknown preset or option.
+
+    See Also
+    --------
+    genreclf.GenreEnsemble, genreclf.GenreNet, genreclf.MFCCTransformer
+
+    Examples
+    --------
+    >>> pipe = build_pipeline(max_epochs=2, batch_size=16, filters=(8, 8))
+    >>> [name for name, _ in pipe.steps]
+    ['mfcc', 'scale', 'ensemble']
+    >>> pipe.get_params()["ensemble__net__batch_size"]
+    16
+    >>> pipe.get_params()["ensemble__net__module__filters"]
+    (8, 8)
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
+    params = {}
+    for key, value in {**PRESETS[preset], **options}.items():
+        path = key if "__" in key else OPTION_PATHS.get(key)
+        if path is None:
+            raise ValueError(
+                f"unknown option {key!r}: use one of {sorted(OPTION_PATHS)} or a "
+                "parameter path such as 'ensemble__net__max_epochs'"
+            )
+        params[path] = value
+    net = GenreNet(device=device, verbose=int(verbose >= 2))
+    ensemble = GenreEnsemble(
+        net, n_members=n_members, random_state=random_state, verbose=bool(verbose)
+    )
+    pipeline = Pipeline(
+        [
+            (_MFCC, MFCCTransformer(memory=memory, verbose=verbose)),
+            (_SCALE, MFCCStandardizer()),
+            (_ENSEMBLE, ensemble),
+        ],
+        verbose=bool(verbose),
+    )
+    return pipeline.set_params(**params)

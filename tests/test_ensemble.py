@@ -1,0 +1,305 @@
+"""GenreEnsemble: seeds, parameters, string labels, callbacks, checkpoints."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.ensemble import VotingClassifier
+from sklearn.model_selection import GridSearchCV
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from skorch.callbacks import Callback
+
+from genreclf.ensemble import GenreEnsemble
+from genreclf.model import GenreNet
+
+GENRES = np.array(["blues", "jazz", "metal", "rock"])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine, more threads only spin."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_net(**params):
+    params = {"module__filters": (4, 8), "module__dense": 8, "max_epochs": 2, **params}
+    return GenreNet(**params)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    y = np.repeat(GENRES, 5)
+    X = rng.normal(size=(len(y), 1, 20, 24)).astype(np.float32)
+    for k, label in enumerate(GENRES):
+        X[y == label, :, 3 * k : 3 * k + 3] += 2.0
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y = data
+    calls = []
+    ensemble = GenreEnsemble(
+        tiny_net(),
+        n_members=3,
+        random_state=0,
+        member_callback=lambda *args: calls.append(args),
+    )
+    ensemble.fit(X, y)
+    return ensemble, calls
+
+
+def test_is_a_voting_classifier_of_nets_with_distinct_seeds(fitted):
+    ensemble, _ = fitted
+    assert isinstance(ensemble, VotingClassifier)
+    assert ensemble.voting == "soft" and GenreEnsemble().n_members == 5
+    assert len(ensemble.estimators_) == 3
+    assert all(isinstance(m, GenreNet) for m in ensemble.estimators_)
+    seeds = [m.random_state for m in ensemble.estimators_]
+    assert seeds == ensemble.seeds_ and len(set(seeds)) == 3
+    assert len({m.seed_ for m in ensemble.estimators_}) == 3
+    assert list(ensemble.named_estimators_) == ["member0", "member1", "member2"]
+    assert ensemble.net.random_state is None  # the template is left alone
+    assert not hasattr(ensemble.net, "module_")
+
+
+def test_string_labels_end_to_end(fitted, data):
+    ensemble, _ = fitted
+    X, y = data
+    assert list(ensemble.classes_) == sorted(GENRES)
+    pred = ensemble.predict(X)
+    assert pred.dtype.kind == "U" and set(pred) <= set(GENRES)
+    proba = ensemble.predict_proba(X)
+    members = np.mean([m.predict_proba(X) for m in ensemble.estimators_], axis=0)
+    np.testing.assert_allclose(proba, members)
+    np.testing.assert_array_equal(pred, ensemble.classes_[proba.argmax(axis=1)])
+
+
+def test_member_callback_sees_each_fitted_member_in_order(fitted):
+    ensemble, calls = fitted
+    assert [c[0] for c in calls] == [0, 1, 2]
+    assert [c[2] for c in calls] == ensemble.seeds_
+    assert [c[1] for c in calls] == ensemble.estimators_
+    assert all(hasattr(c[1], "module_") for c in calls)
+    assert ensemble.resumed_ == [] and len(ensemble.fit_times_) == 3
+
+
+def test_same_random_state_gives_identical_predictions(fitted, data):
+    ensemble, _ = fitted
+    X, y = data
+    again = clone(ensemble).fit(X, y)
+    assert again.seeds_ == ensemble.seeds_
+    np.testing.assert_array_equal(again.predict_proba(X), ensemble.predict_proba(X))
+    other = clone(ensemble).set_params(random_state=1, n_members=1).fit(X, y)
+    assert other.seeds_[0] not in ensemble.seeds_
+
+
+def test_params_are_those_of_a_plain_estimator(fitted):
+    ensemble, _ = fitted
+    params = ensemble.get_params(deep=False)
+    assert list(params) == [
+        "checkpoint_dir",
+        "member_callback",
+        "n_jobs",
+        "n_members",
+        "net",
+        "random_state",
+        "resume",
+        "verbose",
+        "voting",
+    ]
+    deep = ensemble.get_params()
+    assert deep["net__batch_size"] == 5 and "estimators" not in deep
+    copy = clone(ensemble).set_params(net__batch_size=16, net__module__dense=4)
+    assert [m.batch_size for _, m in copy.estimators] == [16, 16, 16]
+    assert [m.module__dense for _, m in copy.estimators] == [4, 4, 4]
+    assert ensemble.net.batch_size == 5
+    # The default net (None) accepts net__* too.
+    assert GenreEnsemble().set_params(net__batch_size=7).net.batch_size == 7
+
+
+def test_grid_search_sets_the_batch_size_of_every_member(data):
+    X, y = data
+    search = GridSearchCV(
+        GenreEnsemble(tiny_net(max_epochs=1), n_members=2, random_state=0),
+        {"net__batch_size": [5, 16]},
+        cv=2,
+    )
+    search.fit(X, y)
+    assert search.best_params_["net__batch_size"] in (5, 16)
+    members = search.best_estimator_.estimators_
+    assert {m.batch_size for m in members} == {search.best_params_["net__batch_size"]}
+
+
+def test_hard_voting_and_member_scores(fitted, data):
+    ensemble, _ = fitted
+    X, y = data
+    hard = clone(ensemble).set_params(voting="hard").fit(X, y)
+    assert set(hard.predict(X)) <= set(GENRES)
+    with pytest.raises(AttributeError, match="no attribute 'predict_proba'"):
+        hard.predict_proba(X)
+    scores = ensemble.score_members(X, y)
+    assert scores.shape == (3,) and np.all((scores >= 0) & (scores <= 1))
+
+
+def test_clone_and_pickle_round_trip(fitted, data):
+    ensemble, _ = fitted
+    X, _ = data
+    copy = clone(ensemble)
+    assert copy.get_params(deep=False).keys() == ensemble.get_params(False).keys()
+    assert not hasattr(copy, "estimators_")
+    state = pickle.dumps(ensemble.set_params(member_callback=None))
+    loaded = pickle.loads(state)
+    np.testing.assert_array_equal(loaded.predict_proba(X), ensemble.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), ensemble.predict(X))
+
+
+def test_bad_parameters_and_targets(data):
+    X, y = data
+    with pytest.raises(ValueError, match="n_members"):
+        GenreEnsemble(tiny_net(), n_members=0).fit(X, y)
+    with pytest.raises(ValueError, match="voting"):
+        GenreEnsemble(tiny_net(), voting="mean").fit(X, y)
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
+        GenreEnsemble(tiny_net(), n_members=1).fit(X, np.linspace(0, 1, len(y)))
+
+
+# --- checkpoints and resuming --------------------------------------------------------
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _stop_after(index):
+    def callback(i, member, seed):
+        if i == index:
+            raise Interrupt
+
+    return callback
+
+
+def test_interrupted_fit_resumes_from_saved_members(tmp_path, data, fitted):
+    ensemble, _ = fitted
+    X, y = data
+    folder = tmp_path / "members"
+    interrupted = clone(ensemble).set_params(
+        checkpoint_dir=folder, member_callback=_stop_after(1)
+    )
+    with pytest.raises(Interrupt):
+        interrupted.fit(X, y)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "ensemble.json",
+        "member0.joblib",
+        "member1.joblib",
+    ]
+    seen = []
+    resumed = clone(interrupted).set_params(
+        resume=True, member_callback=lambda i, m, s: seen.append(i)
+    )
+    resumed.fit(X, y)
+    assert resumed.resumed_ == [0, 1] and seen == [0, 1, 2]
+    assert resumed.fit_times_[:2] == [0.0, 0.0] and resumed.fit_times_[2] > 0
+    np.testing.assert_array_equal(resumed.predict_proba(X), ensemble.predict_proba(X))
+    # Without resume=True, the members are fitted again.
+    fresh = clone(interrupted).set_params(member_callback=None).fit(X, y)
+    assert fresh.resumed_ == []
+
+
+class InterruptSeed(Callback):
+    """Raise KeyboardInterrupt in the first epoch of the net with this seed."""
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def on_epoch_end(self, net, **kwargs):
+        if net.random_state == self.seed:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_in_a_member_saves_only_finished_members(tmp_path, data):
+    X, y = data
+    seeds = GenreEnsemble(n_members=3, random_state=0)._draw_seeds()
+    net = tiny_net(callbacks=[("stop", InterruptSeed(seeds[1]))])
+    ensemble = GenreEnsemble(net, n_members=3, random_state=0, checkpoint_dir=tmp_path)
+    with pytest.raises(KeyboardInterrupt, match="interrupted after 1 epoch"):
+        ensemble.fit(X, y)
+    assert sorted(p.name for p in tmp_path.glob("member*")) == ["member0.joblib"]
+
+
+def test_resume_ignores_checkpoints_of_other_data_or_params(tmp_path, data):
+    X, y = data
+    folder = tmp_path / "members"
+    GenreEnsemble(tiny_net(), n_members=1, random_state=0, checkpoint_dir=folder).fit(
+        X, y
+    )
+    params = {"n_members": 1, "random_state": 0, "checkpoint_dir": folder}
+    other_data = GenreEnsemble(tiny_net(), resume=True, **params).fit(X[::-1], y[::-1])
+    assert other_data.resumed_ == []
+    other_net = GenreEnsemble(tiny_net(lr=0.1), resume=True, **params).fit(X, y)
+    assert other_net.resumed_ == []
+
+
+def test_resume_without_random_state_reuses_the_saved_seeds(tmp_path, data):
+    X, y = data
+    params = {"n_members": 2, "checkpoint_dir": tmp_path, "resume": True}
+    first = GenreEnsemble(tiny_net(), **params).fit(X, y)
+    second = GenreEnsemble(tiny_net(), **params).fit(X, y)
+    assert second.resumed_ == [0, 1] and second.seeds_ == first.seeds_
+
+
+def test_unusable_checkpoint_dir_fails_before_training(tmp_path, data):
+    X, y = data
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    ensemble = GenreEnsemble(tiny_net(), n_members=1, checkpoint_dir=not_a_folder)
+    with pytest.raises(OSError, match="checkpoint_dir .*file cannot be created"):
+        ensemble.fit(X, y)
+    assert not hasattr(ensemble, "estimators_")
+
+
+def test_damaged_checkpoint_is_fitted_again(tmp_path, data):
+    X, y = data
+    params = {"n_members": 1, "random_state": 0, "checkpoint_dir": tmp_path}
+    GenreEnsemble(tiny_net(), **params).fit(X, y)
+    (tmp_path / "member0.joblib").write_bytes(b"not a pickle")
+    again = GenreEnsemble(tiny_net(), resume=True, **params).fit(X, y)
+    assert again.resumed_ == [] and hasattr(again.estimators_[0], "module_")
+
+
+@pytest.mark.slow
+def test_members_in_parallel_processes(data, fitted):
+    ensemble, _ = fitted
+    X, y = data
+    calls = []
+    parallel = clone(ensemble).set_params(
+        n_jobs=2, member_callback=lambda i, m, s: calls.append(i)
+    )
+    parallel.fit(X, y)
+    assert calls == [0, 1, 2]
+    np.testing.assert_allclose(parallel.predict_proba(X), ensemble.predict_proba(X))
+
+
+@parametrize_with_checks(
+    [
+        GenreEnsemble(
+            GenreNet(
+                module__filters=(8,),
+                module__dense=16,
+                max_epochs=5,
+                batch_size=32,
+                lr=1e-2,
+            ),
+            n_members=2,
+            random_state=0,
+        )
+    ]
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)

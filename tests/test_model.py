@@ -1,0 +1,505 @@
+"""GenreCNN, GenreNet and the slicing helpers: shapes, training rules, API."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from skorch.callbacks import Callback
+from skorch.exceptions import DeviceWarning
+
+from genreclf._slicing import (
+    WindowDataset,
+    combine_windows,
+    finish_combine,
+    iter_window_batches,
+    window_starts,
+)
+from genreclf._training import holdout_split, resolve_device
+from genreclf.model import STUDY_PARAM_GROUPS, GenreCNN, GenreNet
+
+GENRES = np.array(["blues", "jazz", "metal", "rock"])
+TINY = {"module__filters": (4, 8, 8), "module__dense": 8, "lr": 1e-3}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine, more threads only spin."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_clips(n_per_class=6, n_frames=32, seed=0, classes=GENRES):
+    """Random MFCC-like clips whose class shifts a few coefficients."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(classes, n_per_class)
+    X = rng.normal(size=(len(y), 1, 20, n_frames)).astype(np.float32)
+    for k, label in enumerate(classes):
+        X[y == label, :, 2 * k : 2 * k + 3] += 2.0
+    order = rng.permutation(len(y))
+    return X[order], y[order]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_clips()
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y = data
+    return GenreNet(**TINY, max_epochs=10, random_state=0).fit(X, y)
+
+
+# --- GenreCNN -----------------------------------------------------------------
+
+
+def test_cnn_default_is_the_reference_network():
+    net = GenreCNN(n_classes=8)
+    assert [b.conv1.out_channels for b in net.blocks] == [64, 160, 128]
+    assert all(isinstance(b.bn1, torch.nn.Identity) for b in net.blocks)
+    # 20 rows -> 10 -> 5 -> 2 and 1230 frames -> 615 -> 307 -> 153.
+    assert net.hidden.in_features == 128 * 2 * 153
+    assert net.hidden.out_features == 64
+    with torch.no_grad():
+        assert net(torch.zeros(2, 1, 20, 1230)).shape == (2, 8)
+
+
+def test_cnn_xavier_initialisation():
+    net = GenreCNN(n_classes=5, n_frames=40, filters=(8, 16))
+    for layer in net.modules():
+        if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+            fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(layer.weight)
+            bound = np.sqrt(6.0 / (fan_in + fan_out))
+            assert layer.weight.abs().max() <= bound
+            assert layer.weight.abs().max() > 0.5 * bound
+            assert torch.count_nonzero(layer.bias) == 0
+
+
+def test_cnn_options():
+    net = GenreCNN(
+        n_classes=3,
+        n_frames=50,
+        filters=(4, 8, 8, 16),
+        dense=None,
+        batch_norm=True,
+        dropout=0.3,
+        head="global",
+    )
+    assert len(net.blocks) == 4
+    assert isinstance(net.blocks[0].bn1, torch.nn.BatchNorm2d)
+    assert net.hidden is None and net.dropout.p == 0.3
+    net.eval()
+    with torch.no_grad():
+        for width in (1, 7, 50, 333):  # any width with the global head
+            assert net(torch.zeros(2, 1, 20, width)).shape == (2, 3)
+        assert net(torch.zeros(2, 20, 9)).shape == (2, 3)  # channel axis added
+
+
+def test_cnn_errors():
+    with pytest.raises(ValueError, match="head must be one of"):
+        GenreCNN(head="avg")
+    with pytest.raises(ValueError, match="filters must be positive"):
+        GenreCNN(filters=())
+    net = GenreCNN(n_frames=40, filters=(4,), dense=4)
+    with pytest.raises(ValueError, match="built for n_frames=40 but got 41"):
+        net(torch.zeros(1, 1, 20, 41))
+
+
+# --- GenreNet: training rules ----------------------------------------------------
+
+
+def test_net_infers_sizes_from_data(fitted, data):
+    X, y = data
+    assert fitted.module_.output.out_features == 4
+    assert (fitted.n_channels_, fitted.n_mfcc_, fitted.n_frames_) == (1, 20, 32)
+    assert fitted.window_ == 32 and fitted.module_.n_frames == 32
+    assert list(fitted.classes_) == sorted(GENRES)
+    assert fitted.n_features_in_ == 1
+
+
+def test_weight_decay_only_on_second_block_convolutions(fitted):
+    names = {id(p): n for n, p in fitted.module_.named_parameters()}
+    decayed, others = set(), set()
+    for group in fitted.optimizer_.param_groups:
+        target = decayed if group["weight_decay"] == 1e-3 else others
+        if target is others:
+            assert group["weight_decay"] == 0
+        target.update(names[id(p)] for p in group["params"])
+    assert decayed == {"blocks.1.conv1.weight", "blocks.1.conv2.weight"}
+    assert len(others) == len(names) - 2
+    assert isinstance(fitted.optimizer_, torch.optim.RMSprop)
+    assert isinstance(fitted.criterion_, torch.nn.CrossEntropyLoss)
+    assert fitted.optimizer__param_groups == STUDY_PARAM_GROUPS
+
+
+def test_defaults_follow_the_study():
+    net = GenreNet()
+    assert net.batch_size == 5 and net.lr == 1e-4
+    assert net.optimizer is torch.optim.RMSprop
+    assert net.iterator_train__shuffle is True
+    assert net.module is GenreCNN and net.window is None
+    assert net.get_params()["device"] == "auto"
+    assert net.device == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_predict_returns_labels_and_probabilities(fitted, data):
+    X, y = data
+    proba = fitted.predict_proba(X)
+    assert proba.shape == (len(X), 4) and proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    pred = fitted.predict(X)
+    assert set(pred) <= set(GENRES)
+    np.testing.assert_array_equal(pred, fitted.classes_[proba.argmax(axis=1)])
+    assert fitted.score(X, y) > 0.5  # the shifted coefficients are easy
+
+
+def test_same_random_state_gives_identical_predictions(fitted, data):
+    X, y = data
+    again = clone(fitted).fit(X, y)
+    np.testing.assert_array_equal(again.predict_proba(X), fitted.predict_proba(X))
+    other = clone(fitted).set_params(random_state=1).fit(X, y)
+    assert not np.array_equal(other.predict_proba(X), fitted.predict_proba(X))
+
+
+def test_best_epoch_parameters_are_kept(fitted, data):
+    X, y = data
+    history = fitted.history
+    losses = history[:, "valid_loss"]
+    assert fitted.best_epoch_ == int(np.argmin(losses)) + 1
+    for key in ("train_loss", "train_acc", "valid_loss", "valid_acc"):
+        assert len(history[:, key]) == 10
+    # The module now holds the best epoch: recompute its validation loss.
+    y_enc = np.searchsorted(fitted.classes_, y)
+    _, valid = holdout_split(y_enc, fitted.valid_size, fitted.seed_)
+    assert len(valid) == 5  # ceil(0.2 * 24), stratified
+    proba = fitted.predict_proba(X[valid])
+    loss = -np.mean(np.log(proba[np.arange(len(valid)), y_enc[valid]]))
+    np.testing.assert_allclose(loss, min(losses), rtol=1e-5)
+    assert fitted.callbacks_[-2][1].state_ is None  # the copy is dropped
+
+
+def test_valid_acc_can_choose_the_epoch(data):
+    X, y = data
+    net = GenreNet(**TINY, max_epochs=3, monitor="valid_acc", random_state=0)
+    net.fit(X, y)
+    accs = net.history[:, "valid_acc"]
+    assert accs[net.best_epoch_ - 1] == max(accs)
+
+
+def test_twenty_clip_fold_with_ten_genres():
+    X, y = make_clips(n_per_class=2, classes=np.array(list("abcdefghij")))
+    net = GenreNet(**TINY, max_epochs=2, random_state=0)
+    with pytest.warns(UserWarning, match="stratified validation split .* impossible"):
+        net.fit(X, y)
+    assert net.predict(X).shape == (20,)
+    assert len(net.history[-1, "batches"]) > 0
+
+
+def test_class_with_a_single_clip_is_never_held_out():
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2])
+    with pytest.warns(UserWarning, match="keeping at least one clip of every"):
+        train, valid = holdout_split(y, 0.3, random_state=0)
+    assert set(y[train]) == {0, 1, 2} and len(valid) == 3
+    assert 8 not in valid
+
+
+def test_no_clip_to_spare_trains_on_all_and_keeps_last_epoch():
+    X, y = make_clips(n_per_class=1)
+    net = GenreNet(**TINY, max_epochs=2, random_state=0)
+    with pytest.warns(UserWarning, match="no clip can be held out"):
+        net.fit(X, y)
+    assert net.best_epoch_ == 2
+    assert "valid_loss" not in net.history[-1]
+
+
+def test_valid_size_zero_means_no_validation(data):
+    X, y = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net = GenreNet(**TINY, max_epochs=2, valid_size=0, random_state=0).fit(X, y)
+    assert net.best_epoch_ == 2 and "valid_loss" not in net.history[-1]
+
+
+def test_valid_size_as_a_count():
+    y = np.repeat([0, 1, 2], 5)
+    train, valid = holdout_split(y, 6, random_state=0)
+    assert len(valid) == 6 and np.bincount(y[valid]).tolist() == [2, 2, 2]
+    assert len(np.intersect1d(train, valid)) == 0
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"window": 0}, "window must be None or an int >= 1"),
+        ({"window_hop": 2.5}, "window_hop must be None or an int >= 1"),
+        ({"time_mask": -1}, "time_mask must be an int >= 0"),
+        ({"c0_shift": -0.1}, "c0_shift must be a finite number >= 0"),
+        ({"combine": "max"}, "combine must be one of"),
+        ({"train_windows": "some"}, "train_windows must be one of"),
+        ({"monitor": "train_loss"}, "monitor must be one of"),
+        ({"valid_size": 1.5}, "valid_size must be None, a float"),
+        ({"train_split": lambda ds, y: (ds, None)}, "leave train_split=None"),
+    ],
+)
+def test_bad_parameters_are_named(data, params, match):
+    X, y = data
+    with pytest.raises(ValueError, match=match):
+        GenreNet(**TINY, max_epochs=1, **params).fit(X, y)
+
+
+def test_prediction_input_must_match_training(fitted, data):
+    X, _ = data
+    with pytest.raises(ValueError, match="fitted on 1 channel.* of 20 MFCCs"):
+        fitted.predict(X[:, :, :13])
+    with pytest.raises(ValueError, match="X must have shape"):
+        fitted.predict(X[..., None])
+
+
+def test_unknown_label_in_classes_is_refused(data):
+    X, y = data
+    net = GenreNet(**TINY, max_epochs=1, classes=["blues", "jazz", "metal"])
+    with pytest.raises(ValueError, match=r"y has labels not in classes: \['rock'\]"):
+        net.fit(X, y)
+
+
+def test_three_and_two_dimensional_input():
+    X, y = make_clips(n_frames=16)
+    net = GenreNet(**TINY, max_epochs=1, random_state=0).fit(X[:, 0], y)
+    assert net.predict(X[:, 0]).shape == (len(y),)
+    rng = np.random.default_rng(0)
+    X2 = rng.normal(size=(30, 6))
+    y2 = np.arange(30) % 3
+    net = GenreNet(**TINY, max_epochs=1, random_state=0).fit(X2, y2)
+    assert net.n_mfcc_ == 6 and net.n_frames_ == 1
+    with pytest.raises(ValueError, match="X has 4 features, but GenreNet is expecting"):
+        net.predict(X2[:, :4])
+
+
+# --- slice voting -------------------------------------------------------------------
+
+
+def test_window_starts_and_batches_are_views_of_the_clips():
+    assert window_starts(1292, 129, 64).size == 19  # 30 s clip, 3 s windows
+    X = np.arange(2 * 3 * 10, dtype=np.float32).reshape(2, 1, 3, 10)
+    batches = list(iter_window_batches(X, 4, 3, batch_size=4))
+    assert [len(ids) for ids, _ in batches] == [4, 2]  # 3 windows per clip
+    ids = np.concatenate([ids for ids, _ in batches])
+    windows = np.concatenate([w for _, w in batches])
+    assert ids.tolist() == [0, 0, 0, 1, 1, 1]
+    np.testing.assert_array_equal(windows[4], X[1, :, :, 3:7])
+    # A clip narrower than the window is tiled to it.
+    ((_, short),) = list(iter_window_batches(X[:1, ..., :3], 7, 3, batch_size=8))
+    np.testing.assert_array_equal(short[0, 0, 0], [0, 1, 2, 0, 1, 2, 0])
+
+
+def test_combine_rules():
+    log_proba = np.log([[0.6, 0.4], [0.1, 0.9], [0.7, 0.3]])
+    ids = np.array([0, 0, 0])
+    results = {}
+    for rule in ("mean", "logmean", "vote"):
+        totals = np.zeros((1, 2))
+        combine_windows(log_proba, ids, totals, rule)
+        results[rule] = finish_combine(totals, 3, rule)[0]
+        np.testing.assert_allclose(results[rule].sum(), 1.0)
+    np.testing.assert_allclose(results["mean"], [1.4 / 3, 1.6 / 3])
+    geo = np.exp(np.log([[0.6 * 0.1 * 0.7, 0.4 * 0.9 * 0.3]]) / 3)[0]
+    np.testing.assert_allclose(results["logmean"], geo / geo.sum())
+    np.testing.assert_allclose(results["vote"], [2 / 3, 1 / 3])
+
+
+def test_window_dataset_modes_and_augmentation():
+    X, y = make_clips(n_per_class=2, n_frames=20)
+    y_enc = np.searchsorted(GENRES, y)
+    every = WindowDataset(X, y_enc, [0, 3], window=8, hop=4, mode="all")
+    assert len(every) == 2 * 4
+    x, label = every[5]
+    np.testing.assert_array_equal(x.numpy(), X[3, :, :, 4:12])
+    assert label.dtype == torch.int64 and int(label) == y_enc[3]
+    crops = WindowDataset(X, y_enc, [0, 3], window=8, hop=4, mode="random")
+    assert len(crops) == 2
+    torch.manual_seed(0)
+    starts = {
+        int(np.flatnonzero(X[0, 0, 0] == crops[0][0][0, 0, 0])[0]) for _ in range(20)
+    }
+    assert len(starts) > 3  # a new crop each time
+    masked = WindowDataset(
+        X, y_enc, [0], window=20, hop=10, mode="all", time_mask=5, freq_mask=4
+    )
+    zeros = [(masked[0][0] == 0).sum().item() for _ in range(20)]
+    assert max(zeros) > 0
+    louder = WindowDataset(X, y_enc, [0], window=20, hop=10, c0_shift=0.5)
+    delta = louder[0][0].numpy() - X[0]
+    assert np.ptp(delta[0, 0]) < 1e-6 and 0 < abs(delta[0, 0, 0]) <= 0.5
+    np.testing.assert_array_equal(delta[0, 1:], 0)
+    shifted = WindowDataset(X, y_enc, [0], window=20, hop=10, time_shift=3)
+    x = shifted[0][0].numpy()
+    assert any(np.array_equal(x, np.roll(X[0], s, axis=-1)) for s in range(-3, 4))
+
+
+@pytest.mark.parametrize(
+    "train_windows, combine", [("random", "mean"), ("all", "logmean"), ("all", "vote")]
+)
+def test_slice_voting_fit_and_predict(data, train_windows, combine):
+    X, y = data
+    net = GenreNet(
+        **TINY,
+        max_epochs=2,
+        window=12,
+        window_hop=6,
+        train_windows=train_windows,
+        combine=combine,
+        time_mask=2,
+        random_state=0,
+    ).fit(X, y)
+    assert net.module_.n_frames == 12
+    n_train = len(X) - 5
+    batches = net.history[0, "batches"]
+    per_epoch = sum(b["train_batch_size"] for b in batches if "train_batch_size" in b)
+    assert per_epoch == (n_train * 4 if train_windows == "all" else n_train)
+    proba = net.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert net.predict_proba(X[:3, ..., :5]).shape == (3, 4)  # short clips tiled
+
+
+def test_long_clip_is_predicted_in_bounded_batches(data):
+    X, y = data
+    net = GenreNet(
+        **TINY, max_epochs=1, window=16, iterator_valid__batch_size=32, random_state=0
+    ).fit(X, y)
+    sizes = []
+    hook = net.module_.register_forward_hook(lambda m, i, o: sizes.append(len(i[0])))
+    long_clip = np.random.default_rng(0).normal(size=(1, 1, 20, 25_800))  # ~10 min
+    proba = net.predict_proba(long_clip.astype(np.float32))
+    hook.remove()
+    assert proba.shape == (1, 4)
+    assert sum(sizes) == window_starts(25_800, 16, 8).size
+    assert max(sizes) == 32
+
+
+# --- API: clone, params, pickle, devices --------------------------------------
+
+
+def test_clone_get_params_set_params(fitted):
+    params = fitted.get_params(deep=False)
+    assert "_params_to_validate" not in params
+    assert params["device"] == "auto" and params["random_state"] == 0
+    copy = clone(fitted)
+    assert not hasattr(copy, "module_")
+    assert copy.get_params(deep=False).keys() == params.keys()
+    copy.set_params(batch_size=16, module__dense=4, window=8)
+    assert (copy.batch_size, copy.module__dense, copy.window) == (16, 4, 8)
+    assert fitted.batch_size == 5
+
+
+def test_pickle_round_trip(fitted, data):
+    X, _ = data
+    loaded = pickle.loads(pickle.dumps(fitted))
+    assert loaded.get_params()["device"] == "auto"
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only fallback")
+def test_net_saved_for_cuda_loads_on_a_cpu_only_machine(fitted, data):
+    X, _ = data
+    net = pickle.loads(pickle.dumps(fitted))
+    net.__dict__["device"] = "cuda"  # as if fitted with device="cuda" on a GPU
+    blob = pickle.dumps(net)
+    with pytest.warns(DeviceWarning, match="cuda.*is not available"):
+        loaded = pickle.loads(blob)
+    assert loaded.device == "cpu"
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+
+
+def test_auto_device_resolves_at_use(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu"
+    assert GenreNet(device="auto").device == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert GenreNet(device="auto").device == "cuda"
+    assert GenreNet(device="cpu").device == "cpu"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fit_on_cuda_then_load_on_cpu(data, monkeypatch):
+    X, y = data
+    net = GenreNet(**TINY, max_epochs=2, random_state=0, device="auto").fit(X, y)
+    assert next(net.module_.parameters()).is_cuda
+    proba = net.predict_proba(X)
+    blob = pickle.dumps(net)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    loaded = pickle.loads(blob)
+    assert loaded.device == "cpu" and not next(loaded.module_.parameters()).is_cuda
+    np.testing.assert_allclose(loaded.predict_proba(X), proba, atol=1e-5)
+
+
+# --- scikit-learn conformance (numeric arrays) --------------------------------------
+
+
+def _expected_failed_checks(estimator):
+    return {
+        "check_no_attributes_set_in_init": (
+            "skorch's NeuralNet sets history_, initialized_ and virtual_params_ "
+            "in __init__ and stores module__*/optimizer__* keywords as attributes"
+        ),
+    }
+
+
+@parametrize_with_checks(
+    [
+        GenreNet(
+            module__filters=(8,),
+            module__dense=16,
+            max_epochs=5,
+            batch_size=32,
+            lr=1e-2,
+            random_state=0,
+        )
+    ],
+    expected_failed_checks=_expected_failed_checks,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_warm_start_and_partial_fit_continue_training(fitted, data):
+    X, y = data
+    net = clone(fitted).set_params(max_epochs=1, warm_start=True)
+    net.fit(X, y)
+    first = {k: v.clone() for k, v in net.module_.state_dict().items()}
+    net.fit(X, y)  # continues: same module, one more epoch in the history
+    assert len(net.history) == 2
+    assert any(
+        not torch.equal(first[k], v) for k, v in net.module_.state_dict().items()
+    )
+    net.partial_fit(X[:8], y[:8])
+    assert len(net.history) == 3
+    with pytest.raises(ValueError, match="fitted on 1 channel.* of 20 MFCCs"):
+        net.partial_fit(X[:, :, :10], y)
+
+
+class InterruptAt(Callback):
+    """Raise KeyboardInterrupt at the end of an epoch, as Ctrl-C would."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_interruption_keeps_best_epoch_and_is_raised(data):
+    X, y = data
+    net = GenreNet(**TINY, max_epochs=5, random_state=0)
+    net.set_params(callbacks=[("stop", InterruptAt(2))])
+    with pytest.raises(KeyboardInterrupt, match="interrupted after 2 epoch"):
+        net.fit(X, y)
+    assert net.interrupted_ and len(net.history) == 2
+    assert net.best_epoch_ in (1, 2) and net.predict(X).shape == (len(y),)

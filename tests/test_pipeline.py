@@ -1,0 +1,194 @@
+"""build_pipeline: steps, presets, options, end to end on audio files, search."""
+
+import pickle
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.ensemble import VotingClassifier
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import Pipeline
+
+import genreclf.audio
+from genreclf.datasets import load_folder, make_synthetic
+from genreclf.ensemble import GenreEnsemble
+from genreclf.features import DEFAULT_DURATION, MFCCStandardizer, MFCCTransformer
+from genreclf.model import GenreNet
+from genreclf.pipeline import OPTION_PATHS, PRESETS, STEP_NAMES, build_pipeline
+
+DEMO_GENRES = ["ambient", "rock", "swing", "techno"]
+TINY = {"filters": (4, 8, 8), "dense": 8, "max_epochs": 3, "duration": 1.5}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine, more threads only spin."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    paths, y = make_synthetic(
+        root, n_per_genre=6, duration=1.5, random_state=0, genres=DEMO_GENRES
+    )
+    return np.asarray(paths), np.asarray(y)
+
+
+@pytest.fixture(scope="module")
+def fitted(demo, tmp_path_factory):
+    paths, y = demo
+    cache = tmp_path_factory.mktemp("cache")
+    pipe = build_pipeline(memory=cache, random_state=0, n_members=2, **TINY)
+    return pipe.fit(paths, y)
+
+
+def test_steps_and_their_names():
+    pipe = build_pipeline()
+    assert STEP_NAMES == ("mfcc", "scale", "ensemble")
+    assert isinstance(pipe, Pipeline)
+    assert [name for name, _ in pipe.steps] == list(STEP_NAMES)
+    mfcc, scale, ensemble = (step for _, step in pipe.steps)
+    assert isinstance(mfcc, MFCCTransformer) and isinstance(scale, MFCCStandardizer)
+    assert isinstance(ensemble, GenreEnsemble) and isinstance(ensemble.net, GenreNet)
+    assert ensemble.n_members == 5 and ensemble.voting == "soft"
+
+
+def test_reference_preset_is_the_study():
+    params = build_pipeline("reference").get_params()
+    expected = {
+        "mfcc__duration": DEFAULT_DURATION,
+        "mfcc__n_mfcc": 20,
+        "ensemble__n_members": 5,
+        "ensemble__net__batch_size": 5,
+        "ensemble__net__lr": 1e-4,
+        "ensemble__net__optimizer": torch.optim.RMSprop,
+        "ensemble__net__window": None,
+        "ensemble__net__module__filters": (64, 160, 128),
+        "ensemble__net__module__dense": 64,
+        "ensemble__net__module__batch_norm": False,
+        "ensemble__net__module__head": "flatten",
+    }
+    assert {key: params[key] for key in expected} == expected
+    assert MFCCTransformer().n_frames() == 1230
+    assert set(PRESETS) == {"default", "reference"}
+
+
+def test_options_short_names_and_parameter_paths():
+    pipe = build_pipeline(
+        memory="cache-dir",
+        random_state=3,
+        n_members=2,
+        device="cpu",
+        batch_size=16,
+        window=129,
+        batch_norm=True,
+        duration=3.0,
+        ensemble__net__optimizer__momentum=0.5,
+    )
+    params = pipe.get_params()
+    assert params["ensemble__net__batch_size"] == 16
+    assert params["ensemble__net__window"] == 129
+    assert params["ensemble__net__module__batch_norm"] is True
+    assert params["ensemble__net__optimizer__momentum"] == 0.5
+    assert params["ensemble__net__device"] == "cpu"
+    assert params["mfcc__duration"] == 3.0 and params["mfcc__memory"] == "cache-dir"
+    assert params["ensemble__random_state"] == 3 and params["ensemble__n_members"] == 2
+    for name, path in OPTION_PATHS.items():
+        assert path in params, name
+
+
+def test_unknown_preset_or_option_is_named():
+    with pytest.raises(ValueError, match="preset must be one of .* got 'best'"):
+        build_pipeline("best")
+    with pytest.raises(ValueError, match="unknown option 'epochs'"):
+        build_pipeline(epochs=3)
+
+
+def test_fits_audio_files_and_predicts_genre_names(fitted, demo):
+    paths, y = demo
+    pred = fitted.predict(paths)
+    assert pred.shape == y.shape and set(pred) <= set(DEMO_GENRES)
+    ensemble = fitted[-1]
+    assert isinstance(ensemble, VotingClassifier)
+    assert len(ensemble.estimators_) == 2
+    assert ensemble.estimators_[0].random_state != ensemble.estimators_[1].random_state
+    assert list(fitted.classes_) == sorted(DEMO_GENRES)
+    proba = fitted.predict_proba(paths[:3])
+    assert proba.shape == (3, 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_same_random_state_gives_identical_pipelines(fitted, demo):
+    paths, y = demo
+    again = clone(fitted).fit(paths, y)
+    np.testing.assert_array_equal(
+        again.predict_proba(paths), fitted.predict_proba(paths)
+    )
+
+
+def test_load_folder_layout_and_pickle_round_trip(fitted, demo):
+    paths, _ = demo
+    root = Path(paths[0]).parent.parent  # <root>/<genre>/<file>
+    folder_paths, folder_y = load_folder(root)
+    assert sorted(folder_paths) == sorted(paths)
+    loaded = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(
+        loaded.predict_proba(paths), fitted.predict_proba(paths)
+    )
+    assert loaded.get_params()["ensemble__net__device"] == "auto"
+
+
+def test_grid_search_over_batch_size_decodes_each_clip_once(
+    demo, tmp_path, monkeypatch
+):
+    paths, y = demo
+    decoded = Counter()
+    original = genreclf.audio.load_audio
+
+    def counting_load_audio(path, *args, **kwargs):
+        decoded[str(path)] += 1
+        return original(path, *args, **kwargs)
+
+    # Patch every genreclf module that imported load_audio by name.
+    for name, module in list(sys.modules.items()):
+        if name.startswith("genreclf") and getattr(module, "load_audio", None) is (
+            original
+        ):
+            monkeypatch.setattr(module, "load_audio", counting_load_audio)
+    pipe = build_pipeline(memory=tmp_path, random_state=0, n_members=2, **TINY)
+    cv = StratifiedKFold(n_splits=2, shuffle=True, random_state=0)
+    search = GridSearchCV(pipe, {"ensemble__net__batch_size": [5, 16]}, cv=cv)
+    search.fit(paths, y)
+    assert sorted(decoded) == sorted(paths)
+    assert set(decoded.values()) == {1}  # 2 folds x 2 candidates + refit
+    table = pd.DataFrame(search.cv_results_)
+    assert table["param_ensemble__net__batch_size"].tolist() == [5, 16]
+    best = search.best_estimator_[-1]
+    assert {m.batch_size for m in best.estimators_} == {
+        search.best_params_["ensemble__net__batch_size"]
+    }
+
+
+@pytest.mark.real_audio
+def test_real_recordings_end_to_end(real_audio_dir, tmp_path):
+    folder = real_audio_dir / "gtzan-100"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent")
+    paths, y = load_folder(folder)
+    paths, y = np.asarray(paths), np.asarray(y)
+    keep = np.isin(y, ["classical", "metal"])
+    paths, y = paths[keep][::2], y[keep][::2]  # 5 + 5 clips
+    pipe = build_pipeline(
+        memory=tmp_path, random_state=0, n_members=2, **{**TINY, "duration": 3.0}
+    )
+    pipe.fit(paths, y)
+    assert set(pipe.predict(paths)) <= {"classical", "metal"}
