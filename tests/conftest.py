@@ -211,7 +211,7 @@ TINY_OPTIONS = {
 
 @pytest.fixture(scope="session")
 def tiny_demo(tmp_path_factory):
-    """A tiny synthetic dataset: ``(folder, paths, y)``, 4 one-second clips per genre."""
+    """A tiny synthetic dataset ``(folder, paths, y)``: 4 clips of 1 s per genre."""
     from genreclf.datasets import make_synthetic
 
     folder = tmp_path_factory.mktemp("tiny-demo")
@@ -219,13 +219,30 @@ def tiny_demo(tmp_path_factory):
     return folder, list(paths), list(y)
 
 
+def _forget_mlflow_experiment():
+    """Undo ``mlflow.set_experiment``, whose choice is process-wide (and in the env)."""
+    import mlflow.tracking.fluent
+
+    mlflow.tracking.fluent._active_experiment_id = None
+    for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
+        os.environ.pop(name, None)
+
+
+@pytest.fixture
+def fresh_mlflow_experiment():
+    """No experiment chosen before or after the test (the store's Default one)."""
+    _forget_mlflow_experiment()
+    yield
+    _forget_mlflow_experiment()
+
+
 @pytest.fixture(scope="module")
 def module_mlflow(tmp_path_factory):
     """A module-wide MLflow store: cwd, MLFLOW_TRACKING_URI and artifacts in tmp."""
     folder = tmp_path_factory.mktemp("mlflow")
+    _forget_mlflow_experiment()
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
-        mp.delenv("MLFLOW_RUN_ID", raising=False)
-        mp.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
         yield folder
+    _forget_mlflow_experiment()
