@@ -192,3 +192,11 @@ def test_real_recordings_end_to_end(real_audio_dir, tmp_path):
     )
     pipe.fit(paths, y)
     assert set(pipe.predict(paths)) <= {"classical", "metal"}
+
+
+def test_model_with_other_feature_settings_than_the_data_is_refused(fitted, demo):
+    """Issue 7.5: a fitted model fed features of other settings names the mismatch."""
+    paths, _ = demo
+    other = pickle.loads(pickle.dumps(fitted)).set_params(mfcc__n_mfcc=13)
+    with pytest.raises(ValueError, match=r"13.*20|20.*13"):
+        other.predict(paths[:2])
