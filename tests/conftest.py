@@ -2,12 +2,29 @@
 
 import os
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REAL_AUDIO_ENV = "GENRECLF_REAL_AUDIO"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _interpreter_bin_on_path():
+    """Put this interpreter's ``bin/`` first on PATH for the whole session.
+
+    Tests start ``mlflow run``, ``mlflow models serve`` (uvicorn) and
+    ``python -m ...`` in subprocesses; they must find the programs of the
+    environment running the tests, also when it was not activated
+    (``.venv/bin/python -m pytest``).
+    """
+    bindir = os.path.dirname(sys.executable)
+    old = os.environ.get("PATH", "")
+    os.environ["PATH"] = bindir + os.pathsep + old
+    yield
+    os.environ["PATH"] = old
 
 
 @pytest.fixture(autouse=True)
