@@ -197,6 +197,7 @@ def test_real_recordings_end_to_end(real_audio_dir, tmp_path):
 def test_model_with_other_feature_settings_than_the_data_is_refused(fitted, demo):
     """Issue 7.5: a fitted model fed features of other settings names the mismatch."""
     paths, _ = demo
+    fitted_n_mfcc = fitted.get_params()["mfcc__n_mfcc"]
     other = pickle.loads(pickle.dumps(fitted)).set_params(mfcc__n_mfcc=13)
-    with pytest.raises(ValueError, match=r"13.*20|20.*13"):
+    with pytest.raises(ValueError, match=rf"13.*{fitted_n_mfcc}|{fitted_n_mfcc}.*13"):
         other.predict(paths[:2])

@@ -1,0 +1,653 @@
+"""Accuracy of genreclf's configurations on real music, on identical folds.
+
+Compares, in one run, on the same stratified folds (fixed seeds) and with one
+MFCC cache (each clip is decoded once per MFCC setting):
+
+- ``baseline``: per-coefficient mean and standard deviation of the MFCCs over
+  the clip's audio (the zero padding of short clips left out), then
+  ``StandardScaler`` and logistic regression; ``baseline-40``: the same on 40
+  MFCCs, the default's features;
+- ``reference``: ``build_pipeline(preset="reference")``, the study's net on
+  whole clips, five seeds: rows "reference net" (its nets scored alone, mean
+  accuracy) and "reference ensemble";
+- ``slice``: the study's net trained on every 3 s window of the clips and
+  voting the windows of each clip (one net);
+- ``default``: ``build_pipeline()``, the deeper net (batch normalization,
+  dropout, global-pooling head) with slice voting, five seeds: rows "deeper
+  net" (its nets scored alone, mean accuracy) and "default ensemble";
+- ``slice-ensemble`` (run only when named): five study nets with slice voting.
+
+The study's net costs about ten times the default's per clip (whole 28.56 s
+clips through 64/160/128 filters at batch 5): 5 folds x 5 nets x its 20 epochs
+take hours on two cores. So the methods built on it run on the first
+``--reference-folds`` folds (default 1) for ``--reference-epochs`` epochs
+(default 3), and the run prints a second table of every method on those folds
+alone, the like-for-like comparison. ``--reference-folds 5
+--reference-epochs 20`` runs the study's schedule in full.
+
+Every method is scored on the held-out clips of each fold ("full": the clip as
+it is) and on a 2 s excerpt from the middle of each of those clips ("2 s"),
+written once as WAV under the cache folder and predicted like any file. The
+table gives accuracy (mean and standard deviation over folds), macro-F1 (over
+the pooled out-of-fold predictions), and wall and CPU time per method; then the
+per-genre accuracy of the best method (mean of its full and 2 s accuracy over
+all folds), whose confusion matrices are saved as PNG in ``--out`` beside
+``results.json`` and ``table.md``.
+
+Usage::
+
+    python benchmarks/accuracy.py                  # gtzan-100, 5 folds (~15-25 min)
+    python benchmarks/accuracy.py --quick          # smoke run, about a minute
+    python benchmarks/accuracy.py --methods baseline,default --folds 3
+    python benchmarks/accuracy.py --data FOLDER    # any labelled folder (load_folder)
+    python benchmarks/accuracy.py --fma ROOT       # fma_small, official split
+
+The folder defaults to ``$GENRECLF_REAL_AUDIO/gtzan-100``, else
+``../shared/data/gtzan-100`` relative to the repository root. With ``--fma``
+there is one split: the nets train on the official training split (each holds
+out its own part for the best epoch) and are scored on the test split.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+EXCERPT_SECONDS = 2.0
+SEED = 0
+#: Epochs and folds of the methods built on the study's net (see the module
+#: docstring); ``--reference-epochs`` and ``--reference-folds`` change them.
+REFERENCE_EPOCHS = 3
+REFERENCE_FOLDS = 1
+
+#: The study's net with slice voting: every 3 s window (129 frames, 3 s
+#: apart) is a training sample; the windows' probabilities are averaged.
+_SLICING = {
+    "window": 129,
+    "window_hop": 129,
+    "train_windows": "all",
+    "combine": "mean",
+}
+
+#: What each method runs: ``preset`` and ``options`` of ``build_pipeline``
+#: (``preset`` None: the baseline), its nets, whether it is built on the
+#: study's net (``study``: reference epochs and folds), and its rows in the
+#: table as ``(row, which)``: "ensemble" scores the method's prediction,
+#: "members" the mean accuracy of its nets scored alone.
+METHODS = {
+    "baseline": {
+        "what": "MFCC mean/std + logistic regression",
+        "preset": None,
+        "n_mfcc": 20,
+        "rows": (("baseline", "ensemble"),),
+    },
+    "baseline-40": {
+        "what": "the baseline on 40 MFCCs (the default's features)",
+        "preset": None,
+        "n_mfcc": 40,
+        "rows": (("baseline, 40 MFCCs", "ensemble"),),
+    },
+    "reference": {
+        "what": "study's net, whole clips",
+        "preset": "reference",
+        "options": {},
+        "study": True,
+        "n_members": 5,
+        "rows": (("reference net", "members"), ("reference ensemble", "ensemble")),
+    },
+    "slice": {
+        "what": "study's net, 3 s windows voted",
+        "preset": "reference",
+        "options": _SLICING,
+        "study": True,
+        "n_members": 1,
+        "rows": (("slice net", "ensemble"),),
+    },
+    "slice-ensemble": {
+        "what": "five study nets, 3 s windows voted",
+        "preset": "reference",
+        "options": _SLICING,
+        "study": True,
+        "n_members": 5,
+        "rows": (("slice ensemble", "ensemble"),),
+    },
+    "default": {
+        "what": "deeper net (BN, dropout, global head), 3 s windows voted",
+        "preset": "default",
+        "options": {},
+        "n_members": 5,
+        "rows": (("deeper net", "members"), ("default ensemble", "ensemble")),
+    },
+}
+DEFAULT_METHODS = ("baseline", "baseline-40", "reference", "slice", "default")
+
+#: ``--quick``: two folds of tiny nets, to check that everything runs.
+QUICK = {
+    "folds": 2,
+    "epochs": 2,
+    "options": {"filters": (4, 8), "dense": 8},
+    "n_members": 2,
+}
+
+
+def _default_data():
+    env = os.environ.get("GENRECLF_REAL_AUDIO")
+    if env:
+        return Path(env) / "gtzan-100"
+    return Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "gtzan-100"
+
+
+def _log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# -- data ---------------------------------------------------------------------------
+
+
+def load_data(args):
+    """Return ``(paths, y, splits)``; ``splits`` is a list of (train, test) indices."""
+    from genreclf.datasets import load_fma, load_folder
+
+    if args.fma:
+        train_paths, train_y = load_fma(args.fma, subset=args.subset, split="training")
+        test_paths, test_y = load_fma(args.fma, subset=args.subset, split="test")
+        paths = np.concatenate([train_paths, test_paths])
+        y = np.concatenate([train_y, test_y])
+        n = len(train_paths)
+        return paths, y, [(np.arange(n), np.arange(n, len(paths)))]
+    paths, y = load_folder(args.data)
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.unique(y, return_counts=True)[1]
+    if counts.min() < args.folds:
+        sys.exit(
+            f"{args.data}: the smallest genre has {counts.min()} clips, fewer than "
+            f"--folds {args.folds}"
+        )
+    cv = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=SEED)
+    return paths, y, list(cv.split(np.zeros(len(y)), y))
+
+
+def make_excerpts(paths, folder, seconds=EXCERPT_SECONDS):
+    """Write the middle ``seconds`` of every clip as a WAV file; return the paths.
+
+    An excerpt already in ``folder`` (same source path, size and time) is kept,
+    so that its MFCCs stay in the cache from one run to the next.
+    """
+    import hashlib
+
+    import soundfile as sf
+
+    from genreclf.audio import DEFAULT_SR, load_audio
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    n = int(round(seconds * DEFAULT_SR))
+    for path in paths:
+        st = os.stat(path)
+        ident = f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{seconds}"
+        digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
+        target = folder / f"{Path(path).stem}-{digest}.wav"
+        if not target.exists():
+            wave = load_audio(path, sr=DEFAULT_SR)
+            start = max(0, (len(wave) - n) // 2)
+            sf.write(target, wave[start : start + n], DEFAULT_SR, subtype="FLOAT")
+        out.append(str(target))
+    return np.array(out, dtype=object)
+
+
+# -- the baseline -------------------------------------------------------------------
+
+
+def _mfcc_stats(X):
+    """Mean and std of each MFCC over the frames that are not zero padding.
+
+    A frame of digital silence (the padding ``MFCCTransformer`` adds to short
+    clips) has equal log-mel energies in every band, hence MFCCs 1.. of zero.
+    """
+    X = X[:, 0]  # (n, n_mfcc, n_frames)
+    rows = []
+    for clip in X:
+        keep = np.abs(clip[1:]).max(axis=0) > 1e-3
+        frames = clip[:, keep] if keep.sum() >= 2 else clip
+        rows.append(np.concatenate([frames.mean(axis=1), frames.std(axis=1)]))
+    return np.asarray(rows)
+
+
+def make_baseline(memory, n_mfcc=20):
+    """MFCC mean/std per coefficient + StandardScaler + logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    from genreclf.features import MFCCTransformer
+
+    return make_pipeline(
+        MFCCTransformer(n_mfcc=n_mfcc, memory=memory),
+        FunctionTransformer(_mfcc_stats),
+        StandardScaler(),
+        LogisticRegression(max_iter=5000),
+    )
+
+
+# -- one method on every split ------------------------------------------------------
+
+
+def make_method(spec, args):
+    """The unfitted estimator of a method."""
+    if spec["preset"] is None:
+        return make_baseline(args.cache, spec["n_mfcc"])
+    from genreclf.pipeline import build_pipeline
+
+    options = {**spec["options"], **args.extra_options}
+    if spec.get("study") and args.reference_epochs is not None:
+        options["max_epochs"] = args.reference_epochs
+    if args.epochs is not None:
+        options["max_epochs"] = args.epochs
+    return build_pipeline(
+        spec["preset"],
+        memory=args.cache,
+        random_state=SEED,
+        n_members=args.n_members or spec.get("n_members", 5),
+        **options,
+    )
+
+
+def _predict(pipe, paths):
+    """Labels of the pipeline and, for an ensemble, of each of its nets."""
+    ens = pipe[-1]
+    if not hasattr(ens, "estimators_"):
+        return pipe.predict(paths), []
+    X = pipe[:-1].transform(paths)
+    members = [ens.le_.inverse_transform(m.predict(X)) for m in ens.estimators_]
+    return ens.predict(X), members
+
+
+def run_method(name, spec, args, paths, y, excerpts, splits):
+    """Fit and score a method on its folds.
+
+    Returns
+    -------
+    record : dict
+        ``accuracy[row][kind]``: {fold index: accuracy}; ``pred[row][kind]``:
+        out-of-fold labels (None where not tested); ``wall``/``cpu``: seconds.
+    """
+    from sklearn.base import clone
+
+    folds = range(len(splits))
+    if spec.get("study"):
+        folds = range(min(args.reference_folds, len(splits)))
+    template = make_method(spec, args)
+    kinds = ("full", "2s")
+    acc = {row: {kind: {} for kind in kinds} for row, _ in spec["rows"]}
+    pred = {
+        row: {kind: np.full(len(y), None, object) for kind in kinds}
+        for row, _ in spec["rows"]
+    }
+    wall = cpu = 0.0
+    for k in folds:
+        train, test = splits[k]
+        start, cpu_start = time.perf_counter(), time.process_time()
+        pipe = clone(template)
+        with warnings.catch_warnings():
+            # GenreNet's notes on small held-out parts; the table says enough.
+            warnings.simplefilter("ignore", UserWarning)
+            pipe.fit(paths[train], y[train])
+            for kind, X in zip(kinds, (paths[test], excerpts[test]), strict=True):
+                labels, members = _predict(pipe, X)
+                for row, which in spec["rows"]:
+                    if which == "members":
+                        scores = [np.mean(m == y[test]) for m in members]
+                        acc[row][kind][k] = float(np.mean(scores))
+                        pred[row][kind][test] = members[0]
+                    else:
+                        acc[row][kind][k] = float(np.mean(labels == y[test]))
+                        pred[row][kind][test] = labels
+        seconds = time.perf_counter() - start
+        wall += seconds
+        cpu += time.process_time() - cpu_start
+        shown = ", ".join(
+            f"{row} {acc[row]['full'][k]:.2f}/{acc[row]['2s'][k]:.2f}"
+            for row, _ in spec["rows"]
+        )
+        _log(
+            f"  {name} fold {k + 1}/{len(splits)}: {shown} (full/2 s), {seconds:.0f} s"
+        )
+    tests = {k: splits[k][1] for k in folds}
+    return {"accuracy": acc, "pred": pred, "wall": wall, "cpu": cpu, "tests": tests}
+
+
+# -- report -------------------------------------------------------------------------
+
+
+def _confusion_png(y_true, y_pred, labels, title, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, labels=labels, ax=ax, colorbar=False, xticks_rotation=45
+    )
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _table(results, y, folds=None):
+    """One entry per table row: accuracy over folds, pooled macro-F1, time.
+
+    ``folds``: restrict every row to these fold indices (None: each row's own).
+    """
+    from sklearn.metrics import f1_score
+
+    table = []
+    for name, record in results.items():
+        for row, which in METHODS[name]["rows"]:
+            entry = {
+                "method": name,
+                "row": row,
+                "which": which,
+                "what": METHODS[name]["what"],
+                "wall_seconds": record["wall"],
+                "cpu_seconds": record["cpu"],
+            }
+            for kind in ("full", "2s"):
+                by_fold = record["accuracy"][row][kind]
+                keys = sorted(by_fold) if folds is None else list(folds)
+                accs = np.array([by_fold[k] for k in keys])
+                pred = record["pred"][row][kind]
+                tested = np.flatnonzero(pred != None)  # noqa: E711 - object array
+                entry["folds"] = [k + 1 for k in keys]
+                entry[kind] = {
+                    "accuracy": float(accs.mean()),
+                    "std": float(accs.std()),
+                    "by_fold": accs.tolist(),
+                    "macro_f1": float(
+                        f1_score(
+                            y[tested].astype(str),
+                            pred[tested].astype(str),
+                            average="macro",
+                        )
+                    ),
+                }
+            table.append(entry)
+    return table
+
+
+def format_table(table, markdown=False, times=True):
+    """The table as text: aligned columns, or Markdown."""
+    head = [
+        "method",
+        "folds",
+        "accuracy, full clips",
+        "macro-F1",
+        "accuracy, 2 s",
+        "macro-F1",
+    ]
+    if times:
+        head += ["wall", "CPU"]
+    lines = []
+    for e in table:
+        f, s = e["full"], e["2s"]
+        line = [
+            e["row"],
+            str(len(e["folds"])),
+            f"{f['accuracy']:.3f} ± {f['std']:.3f}",
+            f"{f['macro_f1']:.3f}",
+            f"{s['accuracy']:.3f} ± {s['std']:.3f}",
+            f"{s['macro_f1']:.3f}",
+        ]
+        if times:
+            line += [
+                f"{e['wall_seconds'] / 60:.1f} min",
+                f"{e['cpu_seconds'] / 60:.1f} min",
+            ]
+        lines.append(line)
+    if markdown:
+        out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        out += ["| " + " | ".join(line) + " |" for line in lines]
+        return "\n".join(out)
+    widths = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head))]
+    return "\n".join(
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in [head, *lines]
+    )
+
+
+def _paired_table(results, y):
+    """Every method on the folds that all of them ran (None if that is all)."""
+    common = None
+    for record in results.values():
+        for row in record["accuracy"].values():
+            folds = set(row["full"])
+            common = folds if common is None else common & folds
+    all_folds = set().union(
+        *(set(r["full"]) for rec in results.values() for r in rec["accuracy"].values())
+    )
+    if not common or common == all_folds:
+        return None
+    restricted = {}
+    for name, record in results.items():
+        pred = {}
+        for row, kinds in record["pred"].items():
+            pred[row] = {}
+            for kind, labels in kinds.items():
+                keep = np.full(len(y), None, object)
+                for k in common:
+                    test = record["tests"][k]
+                    keep[test] = labels[test]
+                pred[row][kind] = keep
+        restricted[name] = {**record, "pred": pred}
+    return _table(restricted, y, folds=sorted(common))
+
+
+def report(results, y, args, total_seconds):
+    """Print the tables and the best method's per-genre accuracy; save figures."""
+    table = _table(results, y)
+    print()
+    print(format_table(table))
+    print(
+        "accuracy: mean ± std over folds; macro-F1: over the pooled out-of-fold "
+        'predictions; "... net" rows:\nthe nets of a five-net method scored '
+        "alone (mean accuracy; macro-F1 of its first net); wall/CPU: per method"
+    )
+    paired = _paired_table(results, y)
+    if paired is not None:
+        shown = ", ".join(str(k) for k in paired[0]["folds"])
+        print(
+            f"\nEvery method on fold(s) {shown} only (the like-for-like "
+            "comparison with the study's net):"
+        )
+        print(format_table(paired, times=False))
+    best = max(
+        table,
+        key=lambda e: (
+            e["full"]["accuracy"] + e["2s"]["accuracy"],
+            e["which"] == "ensemble",
+        ),
+    )
+    labels = sorted(set(y))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    per_genre = {}
+    for kind in ("full", "2s"):
+        pred = results[best["method"]]["pred"][best["row"]][kind]
+        tested = np.flatnonzero(pred != None)  # noqa: E711 - object array
+        pred, truth = pred[tested].astype(str), y[tested].astype(str)
+        per_genre[kind] = {g: float(np.mean(pred[truth == g] == g)) for g in labels}
+        what = "full clips" if kind == "full" else f"{EXCERPT_SECONDS:g} s excerpts"
+        _confusion_png(
+            truth,
+            pred,
+            labels,
+            f"{best['row']}: {what}, out-of-fold",
+            out / f"confusion_{best['row'].replace(' ', '_')}_{kind}.png",
+        )
+    print(
+        f"\nBest (mean of full and 2 s accuracy): {best['row']}; accuracy per "
+        "genre (recall over its folds):"
+    )
+    width = max(len(g) for g in labels)
+    print(f"  {'genre':<{width}}  full   2 s")
+    for g in labels:
+        print(f"  {g:<{width}}  {per_genre['full'][g]:.2f}  {per_genre['2s'][g]:.2f}")
+    summary = {
+        "command": " ".join(["python", Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "data": str(args.fma or args.data),
+        "n_clips": int(len(y)),
+        "folds": args.folds,
+        "reference_folds": args.reference_folds,
+        "reference_epochs": args.reference_epochs,
+        "epochs": args.epochs,
+        "total_wall_seconds": total_seconds,
+        "cpu_count": os.cpu_count(),
+        "table": table,
+        "paired_table": paired,
+        "best": best["row"],
+        "per_genre": per_genre,
+    }
+    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    md = format_table(table, markdown=True) + "\n"
+    if paired is not None:
+        md += "\n" + format_table(paired, markdown=True, times=False) + "\n"
+    (out / "table.md").write_text(md)
+    print(
+        f"\nConfusion matrices, table.md and results.json in {out}; total wall "
+        f"time {total_seconds / 60:.1f} min"
+    )
+    return summary
+
+
+# -- command line -------------------------------------------------------------------
+
+
+def _parse_option(text):
+    key, _, value = text.partition("=")
+    if not _:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value.replace("(", "[").replace(")", "]"))
+    except ValueError:
+        return key, value
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--data", default=None, help="labelled folder (load_folder)")
+    source.add_argument("--fma", default=None, help="FMA root (official split)")
+    parser.add_argument("--subset", default="small", help="FMA subset (--fma)")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        help=f"comma-separated, from {', '.join(METHODS)} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="max_epochs of every net (default: each preset's)",
+    )
+    parser.add_argument(
+        "--reference-epochs",
+        type=int,
+        default=REFERENCE_EPOCHS,
+        help="max_epochs of the nets built on the study's net (reference, "
+        "slice; the study: 20; default: %(default)s, to fit the time budget)",
+    )
+    parser.add_argument(
+        "--reference-folds",
+        type=int,
+        default=REFERENCE_FOLDS,
+        help="run the methods built on the study's net on the first N folds "
+        "only (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--n-members",
+        type=int,
+        default=None,
+        help="nets per ensemble (default: each method's)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="extra",
+        action="append",
+        default=[],
+        type=_parse_option,
+        metavar="NAME=VALUE",
+        help="build_pipeline option for every net (repeatable)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 2 folds (every method), 2 epochs, tiny nets, 2 members",
+    )
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument(
+        "--cache", default=None, help="MFCC cache folder (default: OUT/mfcc-cache)"
+    )
+    args = parser.parse_args(argv)
+    args.extra_options = dict(args.extra)
+    if args.quick:
+        args.folds = QUICK["folds"]
+        args.reference_folds = QUICK["folds"]
+        args.epochs = args.epochs or QUICK["epochs"]
+        args.n_members = args.n_members or QUICK["n_members"]
+        args.extra_options = {**QUICK["options"], **args.extra_options}
+    if args.data is None and args.fma is None:
+        args.data = str(_default_data())
+    args.cache = args.cache or str(Path(args.out) / "mfcc-cache")
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        parser.error(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import torch
+
+    start = time.perf_counter()
+    paths, y, splits = load_data(args)
+    _log(
+        f"{len(y)} clips, {len(np.unique(y))} genres from {args.fma or args.data}; "
+        f"{len(splits)} split(s); torch threads {torch.get_num_threads()}, "
+        f"{os.cpu_count()} CPUs"
+    )
+    tested = np.zeros(len(y), bool)
+    for _, test in splits:
+        tested[test] = True
+    excerpts = np.array(paths, dtype=object)
+    excerpts[tested] = make_excerpts(
+        paths[tested], Path(args.cache) / f"excerpts-{EXCERPT_SECONDS:g}s"
+    )
+    _log(f"{tested.sum()} excerpts of {EXCERPT_SECONDS:g} s (middle of each test clip)")
+    results = {}
+    for name in args.methods:
+        _log(f"{name}: {METHODS[name]['what']}")
+        results[name] = run_method(
+            name, METHODS[name], args, paths, y, excerpts, splits
+        )
+    return report(results, y, args, time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    main()
