@@ -77,11 +77,8 @@ from sklearn.base import clone
 from skorch.callbacks import Callback
 from torch.nn import functional as F
 
-MALLOC_ENV = {
-    "MALLOC_MMAP_THRESHOLD_": "4294967296",
-    "MALLOC_TRIM_THRESHOLD_": "8589934592",
-    "MALLOC_TOP_PAD_": "1073741824",
-}
+from genreclf._training import MALLOC_ENV
+
 AUG_PARAMS = {"time_shift": 0, "time_mask": 0, "freq_mask": 0, "c0_shift": 0.0}
 
 

@@ -23,6 +23,7 @@ _ENTRY_MAGIC = b"GCMF"
 ENTRY_HEADER = 20  # magic, version, n_mfcc, n_frames, crc32: 5 x 4 bytes
 _STFT_BLOCK = 128  # frames per FFT block: keeps the working set in cache
 _MEL_GROUP = 8  # mel filters per banded matrix product
+RMS_LEVEL = 0.1  # -20 dBFS: the level of every clip with loudness="rms"
 
 
 # -- mel filterbank (Slaney), equal to librosa.filters.mel's defaults -------------
@@ -178,13 +179,23 @@ def compute_mfcc(y, sr=DEFAULT_SR, n_mfcc=20, n_fft=2048, hop_length=512, n_mels
 
 
 def clip_mfcc(path, params):
-    """Decode one clip, pad or crop it to the duration, return its MFCCs."""
+    """Decode one clip, pad or crop it to the duration, return its MFCCs.
+
+    ``params["pad"]`` (absent means ``"zeros"``) says how a short clip is
+    filled: silence, or ``"wrap"``: the clip repeated. ``params["loudness"]``
+    ``"rms"`` scales the audio read to :data:`RMS_LEVEL` first.
+    """
     n_samples = int(round(params["duration"] * params["sr"]))
     y = load_audio(
         path, sr=params["sr"], duration=params["duration"], offset=params["offset"]
     )
+    if params.get("loudness") == "rms":
+        rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+        if rms > 0:
+            y = y * np.float32(RMS_LEVEL / rms)
     if y.shape[0] < n_samples:
-        y = np.pad(y, (0, n_samples - y.shape[0]))
+        mode = "wrap" if params.get("pad", "zeros") == "wrap" else "constant"
+        y = np.pad(y, (0, n_samples - y.shape[0]), mode=mode)
     mfcc = kernel(
         params["sr"],
         params["n_fft"],

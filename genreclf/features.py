@@ -38,7 +38,23 @@ __all__ = [
 DEFAULT_DURATION = 28.56
 
 _CACHE_ROOT = "genreclf-mfcc"
-_OUTPUT_PARAMS = ("sr", "n_mfcc", "n_fft", "hop_length", "n_mels", "duration", "offset")
+_OUTPUT_PARAMS = (
+    "sr",
+    "n_mfcc",
+    "n_fft",
+    "hop_length",
+    "n_mels",
+    "duration",
+    "offset",
+    "pad",
+    "loudness",
+)
+#: ``MFCCTransformer(loudness=...)``: None keeps each recording's level;
+#: ``"rms"`` scales every clip to the same RMS level first.
+LOUDNESS_MODES = (None, "rms")
+#: How a clip shorter than ``duration`` is filled: with silence, or with
+#: itself repeated (see ``MFCCTransformer(pad=...)``).
+PAD_MODES = ("zeros", "wrap")
 _BATCH = 8  # clips per worker task: few round trips, results still stream
 
 
@@ -137,8 +153,8 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
     """Audio file paths -> MFCC images of one width, cached on disk.
 
     Each clip is decoded with :func:`genreclf.audio.load_audio` (only the
-    ``duration`` seconds from ``offset``), resampled to ``sr``, padded with
-    zeros or cropped to ``duration`` and turned into MFCCs equal to
+    ``duration`` seconds from ``offset``), resampled to ``sr``, padded
+    (``pad``) or cropped to ``duration`` and turned into MFCCs equal to
     ``librosa.feature.mfcc`` with the same parameters. With ``memory`` set,
     every clip's MFCCs are stored on disk, so that a second ``transform`` of
     the same files decodes nothing.
@@ -156,10 +172,22 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
     n_mels : int, default=128
         Number of mel bands.
     duration : float, default=DEFAULT_DURATION
-        Seconds every clip is padded (zeros) or cropped to; the 28.56 s default
+        Seconds every clip is padded or cropped to; the 28.56 s default
         gives 1230 frames at 22050 Hz and hop 512.
     offset : float, default=0.0
         Seconds skipped at the start of every clip.
+    pad : {"zeros", "wrap"}, default="zeros"
+        How a clip shorter than ``duration`` is filled: ``"zeros"`` appends
+        silence (the reference study); ``"wrap"`` repeats the clip's audio
+        until ``duration``, so that every frame is music: a 2 s clip then
+        looks like 2 s of that music, not like 26 s of silence, to a net that
+        votes over windows and to the per-coefficient scaling.
+    loudness : {None, "rms"}, default=None
+        None: features keep each recording's level (the reference study).
+        ``"rms"``: every clip's audio (the part read, before padding) is
+        scaled to the same RMS level (-20 dBFS) first, so the same music
+        played louder or softer gives the same MFCCs (a gain moves only
+        c0, and this removes it); silent clips are left as they are.
     memory : None, str, path-like or joblib.Memory, default=None
         Folder of the on-disk cache (a ``joblib.Memory`` gives its location).
         None disables caching.
@@ -186,9 +214,10 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
     The cache lives in ``<memory>/genreclf-mfcc/v<version>-<hash>/``, where
     the hash covers every parameter that changes the output (``sr``,
     ``n_mfcc``, ``n_fft``, ``hop_length``, ``n_mels``, ``duration``,
-    ``offset``). An entry is keyed by the file's absolute path, size and
-    modification time, so an edited file is decoded again. Entries are written
-    to a temporary file and renamed, so processes can share one cache; each
+    ``offset``, ``pad``, ``loudness``). An entry is keyed by the file's
+    absolute path, size and modification time, so an edited file is decoded
+    again. Entries are written to a temporary file and renamed, so processes
+    can share one cache; each
     carries a checksum, and a damaged entry is reported with a warning and
     recomputed. A cache folder that cannot be created or written is reported
     with a warning and the features are computed without it.
@@ -219,6 +248,8 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
         n_mels=128,
         duration=DEFAULT_DURATION,
         offset=0.0,
+        pad="zeros",
+        loudness=None,
         memory=None,
         n_jobs=None,
         verbose=0,
@@ -230,6 +261,8 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
         self.n_mels = n_mels
         self.duration = duration
         self.offset = offset
+        self.pad = pad
+        self.loudness = loudness
         self.memory = memory
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -257,11 +290,25 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"n_mfcc ({self.n_mfcc}) cannot exceed n_mels ({self.n_mels})"
             )
-        params = {name: getattr(self, name) for name in _OUTPUT_PARAMS}
+        if self.pad not in PAD_MODES:
+            raise ValueError(f"pad must be one of {PAD_MODES}, got {self.pad!r}")
+        if self.loudness not in LOUDNESS_MODES:
+            raise ValueError(
+                f"loudness must be one of {LOUDNESS_MODES}, got {self.loudness!r}"
+            )
+        optional = ("pad", "loudness")  # in the cache key only when not default
+        params = {
+            name: getattr(self, name) for name in _OUTPUT_PARAMS if name not in optional
+        }
         params = {
             k: (float(v) if k in ("duration", "offset") else int(v))
             for k, v in params.items()
         }
+        # Default values keep the cache folders that predate the options valid.
+        if self.pad != "zeros":
+            params["pad"] = self.pad
+        if self.loudness is not None:
+            params["loudness"] = self.loudness
         return params
 
     def n_frames(self):

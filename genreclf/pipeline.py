@@ -10,6 +10,7 @@ paths (``ensemble__net__batch_size``, ``mfcc__duration``, ...) are what
 from sklearn.pipeline import Pipeline
 
 from genreclf.ensemble import GenreEnsemble
+from genreclf.features import _OUTPUT_PARAMS as _FEATURE_PARAMS
 from genreclf.features import DEFAULT_DURATION, MFCCStandardizer, MFCCTransformer
 from genreclf.model import GenreNet
 
@@ -24,12 +25,8 @@ _MODULE = f"{_NET}module__"
 
 #: Short option names of :func:`build_pipeline` and the parameter paths they set.
 OPTION_PATHS = {
-    # MFCC extraction
-    **{
-        name: f"{_MFCC}__{name}"
-        for name in ("sr", "n_mfcc", "n_fft", "hop_length", "n_mels", "duration")
-    },
-    "offset": f"{_MFCC}__offset",
+    # MFCC extraction: every parameter that changes the features
+    **{name: f"{_MFCC}__{name}" for name in _FEATURE_PARAMS},
     # training of each net
     **{
         name: f"{_NET}{name}"
@@ -47,12 +44,13 @@ OPTION_PATHS = {
             "time_mask",
             "freq_mask",
             "c0_shift",
+            "mixup",
         )
     },
     # architecture of each net
     **{
         name: f"{_MODULE}{name}"
-        for name in ("filters", "dense", "batch_norm", "dropout", "head")
+        for name in ("filters", "dense", "batch_norm", "dropout", "head", "input_stats")
     },
     # the ensemble
     **{
@@ -81,26 +79,33 @@ _REFERENCE = {
 PRESETS = {
     "reference": _REFERENCE,
     # The best configuration measured on real music by benchmarks/accuracy.py
-    # (README "Results"): 40 MFCCs of 28.56 s, cut in 3 s windows (129
-    # frames, 3 s apart) that are all training samples and whose
-    # probabilities are averaged per clip; a small VGG-style net with batch
-    # normalization, dropout and a global-pooling head (any clip length);
-    # RMSprop at 1e-3, mini-batches of 32 windows, 12 epochs.
+    # (README "Results"): 40 MFCCs of 28.56 s of audio brought to one RMS
+    # level (so loudness does not change the genre), a short clip repeated
+    # to fill them (not padded with silence), cut in 3 s windows (129 frames)
+    # 1.5 s apart that are all training samples and whose log-probabilities
+    # are averaged per clip; a small VGG-style net (two blocks of 8 and 16
+    # filters) with batch normalization, dropout and a global-pooling head,
+    # whose head also sees each window's MFCC statistics (mean, spread,
+    # spread of the change); RMSprop at 1e-3, mini-batches of 32 windows,
+    # 12 epochs. On 100 clips, more filters or blocks overfit (measured).
     "default": {
         **_REFERENCE,
         "n_mfcc": 40,
-        "filters": (16, 32, 64),
+        "pad": "wrap",
+        "loudness": "rms",
+        "filters": (8, 16),
         "dense": 64,
         "batch_norm": True,
         "dropout": 0.3,
         "head": "global",
+        "input_stats": True,
         "lr": 1e-3,
         "batch_size": 32,
         "max_epochs": 12,
         "window": 129,
-        "window_hop": 129,
+        "window_hop": 64,
         "train_windows": "all",
-        "combine": "mean",
+        "combine": "logmean",
     },
 }
 
@@ -122,9 +127,11 @@ def build_pipeline(
     preset : {"default", "reference"}, default="default"
         Starting configuration (see :data:`PRESETS`). ``"reference"`` is the
         reference study's; ``"default"`` is the best configuration measured on
-        real music within the CPU budget (40 MFCCs, 3 s windows voted per
-        clip, a small net with batch normalization, dropout and a global
-        head; see ``benchmarks/accuracy.py``).
+        real music within the CPU budget (40 MFCCs of audio at one RMS level,
+        short clips repeated rather than padded with silence, 3 s windows
+        1.5 s apart voted per clip, a small
+        net with batch normalization, dropout, a global head and the
+        windows' MFCC statistics; see ``benchmarks/accuracy.py``).
     memory : None, str, path-like or joblib.Memory, default=None
         Folder of the MFCC cache (``MFCCTransformer(memory=...)``): every
         clip is decoded once, whatever the folds and candidates of a search.

@@ -2,13 +2,98 @@
 
 import os
 import random
+import signal
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REAL_AUDIO_ENV = "GENRECLF_REAL_AUDIO"
+# Resolved once, from the folder pytest started in: some fixtures change the
+# working directory, and a relative value must not depend on which ran first.
+_REAL_AUDIO_AT_START = Path(os.environ.get(REAL_AUDIO_ENV) or ".").resolve()
+
+
+# -- local servers (mlflow server, mlflow models serve) on 127.0.0.1 -------------
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mlflow_server_command(folder, port):
+    """``mlflow server`` on 127.0.0.1:port, SQLite store and artifacts in folder."""
+    folder = Path(folder)
+    return [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
+        "--artifacts-destination", str(folder / "artifacts"),
+        "-h", "127.0.0.1", "-p", str(port), "--workers", "1",
+    ]  # fmt: skip
+
+
+def launch_server(cmd, cwd, env=None, log_name="server.log"):
+    """Start ``cmd`` in its own process group (its workers go with it).
+
+    Output goes to ``cwd/log_name``; the process gets ``log_path`` set to it.
+    """
+    log_path = Path(cwd) / log_name
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    proc.log_path = log_path
+    return proc
+
+
+def wait_for_server(proc, url, timeout=120):
+    """Return once ``url`` answers 200; fail with the log if it exits or stalls."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_server(proc)
+            why = f"exited with {proc.returncode}" if proc.poll() else "no answer"
+            pytest.fail(
+                f"{url}: {why} within {timeout} s:\n{proc.log_path.read_text()[-2000:]}"
+            )
+        time.sleep(0.3)
+
+
+def start_server(cmd, url, cwd, env=None, timeout=120):
+    """:func:`launch_server` then :func:`wait_for_server`; return the process."""
+    proc = launch_server(cmd, cwd, env, log_name=f"server-{os.path.basename(url)}.log")
+    wait_for_server(proc, url, timeout)
+    return proc
+
+
+def stop_server(proc, timeout=20):
+    """End a server and its process group: SIGTERM, then SIGKILL after timeout."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -39,15 +124,32 @@ def _seed_everything():
     torch.manual_seed(0)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for a module (``pytestmark`` usefixtures).
+
+    On a shared 2-core machine more threads only spin; training tests run
+    faster and time more steadily with one.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def real_audio_dir():
     """The folder of real recordings (``$GENRECLF_REAL_AUDIO``); skip when absent."""
     value = os.environ.get(REAL_AUDIO_ENV)
     if not value:
         pytest.skip(f"{REAL_AUDIO_ENV} is not set: real-recording tests skipped")
-    path = Path(value)
+    path = _REAL_AUDIO_AT_START
     if not path.is_dir():
-        pytest.skip(f"{REAL_AUDIO_ENV}={value} is not a folder: real-recording tests skipped")
+        pytest.skip(
+            f"{REAL_AUDIO_ENV}={value} is not a folder: real-recording tests skipped"
+        )
     return path
 
 

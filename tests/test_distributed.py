@@ -7,15 +7,18 @@ server`` are shared by the module; the nets are tiny (2 members, 2 epochs,
 
 import importlib
 import os
-import signal
 import socket
-import subprocess
 import sys
-import time
-import urllib.request
 
 import numpy as np
 import pytest
+from conftest import (
+    free_port,
+    launch_server,
+    mlflow_server_command,
+    stop_server,
+    wait_for_server,
+)
 from threadpoolctl import threadpool_limits
 
 distributed = pytest.importorskip("dask.distributed")
@@ -118,12 +121,6 @@ def reference(clips, shared):
     return search
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def mlflow_process(tmp_path_factory):
     """Start ``mlflow server`` (127.0.0.1, SQLite store in a temp folder) early.
@@ -133,45 +130,20 @@ def mlflow_process(tmp_path_factory):
     """
     pytest.importorskip("mlflow")
     root = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
-    with open(root / "server.log", "w") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "mlflow", "server",
-                "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-                "--default-artifact-root", str(root / "artifacts"),
-                "-h", "127.0.0.1", "-p", str(port), "--workers", "1",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its uvicorn children go with it
-        )  # fmt: skip
+    port = free_port()
+    proc = launch_server(mlflow_server_command(root, port), root)
     try:
-        yield proc, f"http://127.0.0.1:{port}", root / "server.log"
+        yield proc, f"http://127.0.0.1:{port}"
     finally:
-        t0 = time.monotonic()
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        print("server stop", time.monotonic() - t0)
+        stop_server(proc, timeout=5)
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(mlflow_process):
     """The URI of the running ``mlflow server``."""
-    proc, uri, log = mlflow_process
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2):
-                return uri
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start:\n{log.read_text()[-2000:]}")
-            time.sleep(0.3)
+    proc, uri = mlflow_process
+    wait_for_server(proc, f"{uri}/health")
+    return uri
 
 
 def _assert_same_search(search, reference):
@@ -353,7 +325,7 @@ def test_bad_scheduler_values():
 
 
 def test_unreachable_scheduler():
-    address = f"tcp://127.0.0.1:{_free_port()}"
+    address = f"tcp://127.0.0.1:{free_port()}"
     with pytest.raises(
         ConnectionError, match=f"cannot reach the Dask scheduler at {address}"
     ):

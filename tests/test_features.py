@@ -130,6 +130,57 @@ def test_shapes_dtype_and_padding(clips, count_loads):
     np.testing.assert_allclose(tail, tail[:, :1].repeat(tail.shape[1], axis=1))
 
 
+def test_wrap_padding_repeats_the_clip(clips, tmp_path):
+    """pad="wrap" fills a short clip with itself: its statistics stay its own."""
+    zeros = MFCCTransformer(duration=3 * SHORT).transform(clips[1:2])[0, 0]
+    wrapped = MFCCTransformer(duration=3 * SHORT, pad="wrap", memory=tmp_path)
+    X = wrapped.transform(clips[1:2])[0, 0]
+    assert X.shape == zeros.shape == (20, 130)
+    # the MFCCs of the clip's audio repeated to the duration
+    y = load_audio(clips[1], sr=22050, duration=SHORT)
+    expected = compute_mfcc(np.resize(y, int(3 * SHORT * 22050)))
+    np.testing.assert_allclose(X, expected, atol=1e-3)
+    # no silence: the wrapped tail is music, the zero-padded tail is constant
+    assert X[:, 60:].std(axis=1).mean() > 10 * zeros[:, 60:].std(axis=1).mean()
+    # a clip longer than duration is cropped the same way in both modes
+    np.testing.assert_array_equal(
+        MFCCTransformer(duration=0.5, pad="wrap").transform(clips[1:2]),
+        MFCCTransformer(duration=0.5).transform(clips[1:2]),
+    )
+    with pytest.raises(ValueError, match="pad must be one of"):
+        MFCCTransformer(pad="reflect").fit()
+
+
+def test_rms_loudness_makes_features_gain_invariant(tmp_path):
+    """loudness="rms": the same music 12 dB softer gives the same MFCCs."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    t = np.arange(int(0.8 * 22050)) / 22050
+    y = (0.3 * np.sin(2 * np.pi * 330 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(
+        np.float32
+    ) + 0.02 * rng.standard_normal(t.size).astype(np.float32)
+    loud, soft = tmp_path / "loud.wav", tmp_path / "soft.wav"
+    sf.write(loud, y, 22050, subtype="FLOAT")
+    sf.write(soft, y / 4, 22050, subtype="FLOAT")  # -12 dB
+    paths = [str(loud), str(soft)]
+    plain = MFCCTransformer(duration=SHORT).transform(paths)[:, 0]
+    # without it, a gain moves c0 (by its dB x sqrt(128 mel bands)) and only c0
+    shift = 20 * np.log10(4) * np.sqrt(128)
+    np.testing.assert_allclose(plain[0, 0] - plain[1, 0], shift, rtol=1e-4)
+    np.testing.assert_allclose(plain[0, 1:], plain[1, 1:], atol=1e-2)
+    for pad in ("zeros", "wrap"):
+        X = MFCCTransformer(duration=SHORT, loudness="rms", pad=pad).transform(paths)
+        np.testing.assert_allclose(X[0], X[1], atol=1e-2)
+    # a silent clip stays silent (no division by zero)
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(2205, np.float32), 22050)
+    X = MFCCTransformer(duration=0.1, loudness="rms").transform([str(silent)])
+    assert np.isfinite(X).all()
+    with pytest.raises(ValueError, match="loudness must be one of"):
+        MFCCTransformer(loudness="peak").fit()
+
+
 def test_offset_changes_output(clips):
     a = MFCCTransformer(duration=0.5).transform(clips[1:2])
     b = MFCCTransformer(duration=0.5, offset=0.25).transform(clips[1:2])
@@ -271,6 +322,8 @@ def test_edited_file_is_recomputed(tmp_path, write_audio, count_loads):
         {"n_mels": 64},
         {"duration": 0.75},
         {"offset": 0.1},
+        {"pad": "wrap", "duration": 2.0},
+        {"loudness": "rms"},
     ],
 )
 def test_each_output_parameter_has_its_own_cache(tmp_path, clips, count_loads, change):

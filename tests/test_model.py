@@ -25,13 +25,7 @@ GENRES = np.array(["blues", "jazz", "metal", "rock"])
 TINY = {"module__filters": (4, 8, 8), "module__dense": 8, "lr": 1e-3}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine, more threads only spin."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_clips(n_per_class=6, n_frames=32, seed=0, classes=GENRES):
@@ -99,6 +93,48 @@ def test_cnn_options():
         for width in (1, 7, 50, 333):  # any width with the global head
             assert net(torch.zeros(2, 1, 20, width)).shape == (2, 3)
         assert net(torch.zeros(2, 20, 9)).shape == (2, 3)  # channel axis added
+
+
+def test_cnn_input_stats_branch():
+    """input_stats feeds the head each row's mean, std and std of its change."""
+    torch.manual_seed(0)
+    kw = {"n_classes": 3, "n_mfcc": 6, "filters": (4,), "dense": None}
+    plain = GenreCNN(head="global", **kw)
+    both = GenreCNN(head="global", input_stats=True, **kw)
+    normed = GenreCNN(head="global", input_stats=True, batch_norm=True, **kw)
+    # 2 * 4 filters * 3 rows from the convolutions, + 3 * 6 statistics
+    assert plain.output.in_features == 24 and both.output.in_features == 42
+    assert both.stats_norm is None and normed.stats_norm.num_features == 18
+    X = torch.randn(5, 1, 6, 40)
+    both.eval()
+    with torch.no_grad():
+        assert both(X).shape == (5, 3)
+        assert torch.isfinite(both(X[..., :1])).all()  # one frame: spreads 0
+        # the logits are the head applied to [pooled conv features, statistics]
+        expected = both.output(torch.cat([_conv_features(both, X), _stats(X)], dim=1))
+        torch.testing.assert_close(both(X), expected)
+    # training on a batch of one window works (running statistics are used)
+    normed.train()
+    assert normed(X[:1]).shape == (1, 3)
+    # what the statistics are, on a row whose values are known
+    row = torch.tensor([0.0, 2.0, 0.0, 2.0, 0.0])  # changes +-2: their std is 2
+    Z = torch.zeros(1, 1, 6, 5)
+    Z[0, 0, 2] = row
+    stats = _stats(Z).view(3, 6)
+    torch.testing.assert_close(stats[:, 2], torch.tensor([0.8, 0.96**0.5, 2.0]))
+    assert float(stats[:, [0, 1, 3, 4, 5]].abs().sum()) == 0.0
+
+
+def _conv_features(net, X):
+    for block in net.blocks:
+        X = block(X)
+    return torch.cat([X.mean(dim=-1), X.amax(dim=-1)], dim=1).flatten(1)
+
+
+def _stats(X):
+    change = X.diff(dim=-1)
+    parts = [X.mean(dim=-1), X.std(dim=-1, correction=0), change.std(-1, correction=0)]
+    return torch.cat(parts, dim=1).flatten(1)
 
 
 def test_cnn_errors():

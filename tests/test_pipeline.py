@@ -25,13 +25,7 @@ DEMO_GENRES = ["ambient", "rock", "swing", "techno"]
 TINY = {"filters": (4, 8, 8), "dense": 8, "max_epochs": 3, "duration": 1.5}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine, more threads only spin."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +74,55 @@ def test_reference_preset_is_the_study():
     assert {key: params[key] for key in expected} == expected
     assert MFCCTransformer().n_frames() == 1230
     assert set(PRESETS) == {"default", "reference"}
+
+
+def test_default_preset_is_the_measured_configuration():
+    """The settings benchmarks/accuracy.py chose (README "Results")."""
+    params = build_pipeline().get_params()
+    expected = {
+        "mfcc__n_mfcc": 40,
+        "mfcc__pad": "wrap",
+        "mfcc__loudness": "rms",
+        "ensemble__n_members": 5,
+        "ensemble__net__window": 129,
+        "ensemble__net__window_hop": 64,
+        "ensemble__net__train_windows": "all",
+        "ensemble__net__combine": "logmean",
+        "ensemble__net__module__filters": (8, 16),
+        "ensemble__net__module__batch_norm": True,
+        "ensemble__net__module__head": "global",
+        "ensemble__net__module__input_stats": True,
+    }
+    assert {key: params[key] for key in expected} == expected
+    # the study's settings are not carried into the default by mistake
+    reference = build_pipeline("reference").get_params()
+    assert reference["mfcc__pad"] == "zeros" and reference["mfcc__loudness"] is None
+
+
+def test_default_pipeline_gives_the_same_genre_at_another_loudness(
+    fitted, demo, tmp_path
+):
+    """The same music 12 dB softer or 6 dB louder: the same probabilities."""
+    import soundfile as sf
+
+    from genreclf.audio import load_audio
+
+    paths, _ = demo
+    chosen = paths[::3]
+    copies = {0.25: [], 2.0: []}
+    for i, path in enumerate(chosen):
+        wave = load_audio(path)
+        for gain, out in copies.items():
+            target = tmp_path / f"clip{i}-x{gain}.wav"
+            sf.write(target, wave * gain, 22050, subtype="FLOAT")
+            out.append(str(target))
+    proba = fitted.predict_proba(chosen)
+    for out in copies.values():
+        np.testing.assert_allclose(fitted.predict_proba(out), proba, atol=2e-3)
+        assert list(fitted.predict(out)) == list(fitted.predict(chosen))
+    # without the loudness setting the same net sees other features
+    plain = clone(fitted[0]).set_params(loudness=None)
+    assert not np.allclose(plain.transform(copies[0.25]), plain.transform(chosen))
 
 
 def test_options_short_names_and_parameter_paths():

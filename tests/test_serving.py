@@ -2,17 +2,19 @@
 
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import numpy as np
 import pytest
-from conftest import TINY_OPTIONS
+from conftest import (
+    TINY_OPTIONS,
+    free_port,
+    mlflow_server_command,
+    start_server,
+    stop_server,
+)
 
 from genreclf import tracking
 from genreclf.cli import main
@@ -20,12 +22,6 @@ from genreclf.pipeline import build_pipeline
 
 mlflow = pytest.importorskip("mlflow")
 pytestmark = pytest.mark.usefixtures("fresh_mlflow_experiment")
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url, timeout=2):
@@ -45,43 +41,6 @@ def _post(url, payload):
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
-
-
-def _start(cmd, url, cwd, env, timeout=120):
-    """Start a server in its own process group; return it once ``url`` answers."""
-    log = open(os.path.join(cwd, f"server-{os.path.basename(url)}.log"), "w")
-    proc = subprocess.Popen(
-        cmd,
-        cwd=cwd,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            log.close()
-            with open(log.name) as f:
-                pytest.fail(f"{cmd[:4]} exited with {proc.returncode}:\n{f.read()}")
-        try:
-            if _get(url)[0] == 200:
-                return proc
-        except OSError:
-            time.sleep(0.3)
-    _stop(proc)
-    pytest.fail(f"{url} did not answer within {timeout} s")
-
-
-def _stop(proc):
-    """End the server and the workers it started (its own process group)."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def _env(**extra):
@@ -107,9 +66,9 @@ def logged_model(module_mlflow, tiny_demo):
 
 def test_models_serve_answers_file_paths(logged_model, module_mlflow, tmp_path):
     uri, pipeline, paths = logged_model
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = _start(
+    proc = start_server(
         [
             sys.executable,
             "-m",
@@ -154,39 +113,24 @@ def test_models_serve_answers_file_paths(logged_model, module_mlflow, tmp_path):
         assert status == 400
         assert f"{missing}: file not found" in answer["message"]
     finally:
-        _stop(proc)
+        stop_server(proc)
 
 
 @pytest.fixture(scope="module")
 def tracking_server(tmp_path_factory):
     """``mlflow server`` with a SQLite store, artifacts proxied to a tmp folder."""
     folder = tmp_path_factory.mktemp("server")
-    port = _free_port()
+    port = free_port()
     uri = f"http://127.0.0.1:{port}"
-    proc = _start(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'server.db'}",
-            "--artifacts-destination",
-            str(folder / "artifacts"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "--workers",
-            "1",
-        ],
+    proc = start_server(
+        mlflow_server_command(folder, port),
         f"{uri}/health",
         str(folder),
         _env(),
         timeout=180,
     )
     yield uri
-    _stop(proc)
+    stop_server(proc)
 
 
 def test_training_against_a_tracking_server(
