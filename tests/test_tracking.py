@@ -284,6 +284,7 @@ def test_interrupted_training_is_killed_then_resumed(module_mlflow, tiny_demo):
         "ensemble__net__callbacks": [("sigint", _SigintAtFit(3))],
     }
     _SigintAtFit.armed, _SigintAtFit.started = True, 0
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN under nohup or `cmd &`
     with pytest.raises(tracking.TrainingInterrupted, match="SIGINT"):
         tracking.train_and_log(
             _tiny(cache, **options),
@@ -294,7 +295,7 @@ def test_interrupted_training_is_killed_then_resumed(module_mlflow, tiny_demo):
             log_model=False,
             run_name="interrupted",
         )
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before  # the caller's handler is back
     killed = mlflow.last_active_run()
     assert killed.info.run_name == "interrupted"
     assert client.get_run(killed.info.run_id).info.status == "KILLED"
