@@ -10,6 +10,7 @@ import re
 import numpy as np
 
 __all__ = [
+    "CV_SUMMARY_KEYS",
     "HISTORY_KEYS",
     "best_epoch",
     "evaluation_metrics",
@@ -23,15 +24,30 @@ __all__ = [
 HISTORY_KEYS = ("train_loss", "train_acc", "valid_loss", "valid_acc", "dur")
 
 
-def member_history(member):
-    """Per-epoch values of :data:`HISTORY_KEYS` in a fitted skorch net."""
+#: The per-candidate summary of a search's ``cv_results_`` logged to each
+#: candidate's run (beside the ``split<k>_test_score`` entries).
+CV_SUMMARY_KEYS = (
+    "mean_test_score",
+    "std_test_score",
+    "rank_test_score",
+    "mean_fit_time",
+    "std_fit_time",
+    "mean_score_time",
+    "std_score_time",
+    "mean_train_score",
+    "std_train_score",
+)
+
+
+def member_history(member, keys=HISTORY_KEYS):
+    """Per-epoch values of ``keys`` (numbers only) in a fitted skorch net."""
     history = getattr(member, "history", None) or []
     rows = {}
     for row in history:
         epoch = int(row.get("epoch", len(rows) + 1))
         rows[epoch] = {
             key: float(row[key])
-            for key in HISTORY_KEYS
+            for key in keys
             if isinstance(row.get(key), (int, float, np.number))
             and not isinstance(row.get(key), bool)
         }

@@ -42,6 +42,8 @@ from numbers import Integral
 
 import numpy as np
 
+from genreclf._reports import CV_SUMMARY_KEYS, member_history
+
 __all__ = [
     "FORWARDED_ENV",
     "check_shared_folder",
@@ -67,17 +69,6 @@ _INSTALL_HINT = "pip install 'genreclf[dask]'"
 _PLUGIN_NAME = "genreclf-environ"
 _PARENT_TAG = "mlflow.parentRunId"
 _HISTORY_KEYS = ("train_loss", "valid_loss", "valid_acc")
-_CV_KEYS = (
-    "mean_test_score",
-    "std_test_score",
-    "rank_test_score",
-    "mean_fit_time",
-    "std_fit_time",
-    "mean_score_time",
-    "std_score_time",
-    "mean_train_score",
-    "std_train_score",
-)
 
 
 def _import_distributed():
@@ -451,20 +442,8 @@ def _member_histories(estimator):
     members = getattr(final, "estimators_", None)
     if members is None:
         members = [final]
-    out = {}
-    for m, member in enumerate(members):
-        rows = {}
-        for row in getattr(member, "history", None) or []:
-            epoch = int(row.get("epoch", len(rows) + 1))
-            rows[epoch] = {
-                key: float(row[key])
-                for key in _HISTORY_KEYS
-                if isinstance(row.get(key), (int, float, np.number))
-                and not isinstance(row.get(key), bool)
-            }
-        if rows:
-            out[m] = rows
-    return out
+    histories = (member_history(m, _HISTORY_KEYS) for m in members)
+    return {m: rows for m, rows in enumerate(histories) if rows}
 
 
 class _CandidateScorer:
@@ -692,7 +671,7 @@ def _finish_candidate_runs(client, results, run_ids, n_splits, Metric):
     now = int(time.time() * 1000)
     for i, run_id in enumerate(run_ids):
         logged = client.get_run(run_id).data.metrics
-        keys = list(_CV_KEYS)
+        keys = list(CV_SUMMARY_KEYS)
         missing = 0
         for k in range(n_splits):
             for kind in ("test", "train"):

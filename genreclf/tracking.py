@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from genreclf._reports import (
+    CV_SUMMARY_KEYS,
     best_epoch,
     evaluation_metrics,
     member_history,
@@ -1101,16 +1102,7 @@ def log_search(search, parent_run_id=None, tracking_uri=None):
         parent_run_id = active.info.run_id
     experiment_id = client.get_run(parent_run_id).info.experiment_id
     results = search.cv_results_
-    keys = [
-        "mean_test_score",
-        "std_test_score",
-        "rank_test_score",
-        "mean_fit_time",
-        "std_fit_time",
-        "mean_score_time",
-        "mean_train_score",
-        "std_train_score",
-    ]
+    keys = list(CV_SUMMARY_KEYS)
     keys += sorted(k for k in results if re.fullmatch(r"split\d+_test_score", k))
     run_ids = []
     for i, candidate in enumerate(results["params"]):

@@ -319,6 +319,21 @@ def fma_layout():
 # --- tracking, CLI and serving tests (genreclf.tracking, genreclf.cli) -----------
 
 #: build_pipeline options of a net small enough for tests: 1 s clips, 2 epochs.
+#: The same tiny net as ``genreclf train`` arguments (one epoch, no bar).
+TINY_ARGS = [
+    "--duration",
+    "1",
+    "--max-epochs",
+    "1",
+    "--set",
+    "filters=(4,8,8)",
+    "--set",
+    "dense=8",
+    "--set",
+    "valid_size=8",
+    "--no-progress",
+]
+
 TINY_OPTIONS = {
     "duration": 1.0,
     "max_epochs": 2,

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import TINY_ARGS
 
 from genreclf.cli import main
 
@@ -24,19 +25,7 @@ pytestmark = pytest.mark.usefixtures("fresh_mlflow_experiment")
 
 ROOT = Path(__file__).resolve().parents[1]
 #: options that make the CLI train a tiny net fast
-TINY = [
-    "--duration",
-    "1",
-    "--max-epochs",
-    "1",
-    "--set",
-    "filters=(4,8,8)",
-    "--set",
-    "dense=8",
-    "--set",
-    "valid_size=8",
-    "--no-progress",
-]
+TINY = TINY_ARGS
 
 
 def _run(argv):

@@ -9,6 +9,7 @@ import urllib.request
 import numpy as np
 import pytest
 from conftest import (
+    TINY_ARGS,
     TINY_OPTIONS,
     free_port,
     mlflow_server_command,
@@ -146,19 +147,9 @@ def test_training_against_a_tracking_server(
             str(folder),
             "--n-members",
             "2",
-            "--duration",
-            "1",
-            "--max-epochs",
-            "1",
-            "--set",
-            "filters=(4,8,8)",
-            "--set",
-            "dense=8",
-            "--set",
-            "valid_size=8",
+            *TINY_ARGS,
             "--experiment-name",
             "server",
-            "--no-progress",
         ]
     )
     assert code == 0
