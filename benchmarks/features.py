@@ -19,6 +19,13 @@ Usage::
     python benchmarks/features.py                   # ../shared/data, every file
     python benchmarks/features.py --repeat 3        # 3 x the files (symlinked)
     python benchmarks/features.py --data DIR --duration 10 --rounds 3
+    python benchmarks/features.py --kernel          # which parts of the kernel pay
+
+``--kernel`` times, on one generated clip of the default duration and one
+thread, each part of ``genreclf._mfcc.MFCCKernel`` against the plain
+alternative (one large FFT, the dense mel product, ``librosa.power_to_db``,
+a DCT matrix), and the import that a joblib worker would pay if it loaded
+librosa itself. CPU milliseconds, best of ``--rounds`` (at least 7).
 
 The folder defaults to ``$GENRECLF_REAL_AUDIO``, else ``../shared/data``
 relative to the repository root.
@@ -67,6 +74,96 @@ def _files(folder, repeat, workdir):
             link.symlink_to(p)
             out.append(str(link))
     return out
+
+
+# -- the kernel's parts -----------------------------------------------------------
+
+
+def _best_ms(fn, rounds):
+    best = float("inf")
+    for _ in range(rounds):
+        cpu = time.process_time()
+        fn()
+        best = min(best, time.process_time() - cpu)
+    return 1000 * best
+
+
+def _import_seconds(statement):
+    code = f"import time; t = time.perf_counter(); {statement}; "
+    code += "print(time.perf_counter() - t)"
+    env = dict(os.environ, **ONE_THREAD)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True
+    )
+    return float(out.stdout.strip())
+
+
+def kernel_parts(duration, rounds):
+    """Print CPU ms of each part of the MFCC kernel and of its alternative."""
+    import librosa
+    import numpy as np
+    import scipy.fft
+    from threadpoolctl import threadpool_limits
+
+    from genreclf import _mfcc
+
+    sr, n_fft, hop = 22050, 2048, 512
+    y = np.random.default_rng(0).standard_normal(int(round(duration * sr)))
+    y = (0.1 * y).astype(np.float32)
+    kernel = _mfcc.kernel(sr, n_fft, hop, 128, 20)
+    padded = np.pad(y, n_fft // 2)
+    n_frames = 1 + (len(padded) - n_fft) // hop
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
+    frames = frames[:n_frames]
+
+    def stft(block):
+        out = []
+        for start in range(0, n_frames, block):
+            spec = scipy.fft.rfft(frames[start : start + block] * kernel.window)
+            out.append(spec.real**2 + spec.imag**2)
+        return np.concatenate(out)
+
+    power = stft(n_frames).astype(np.float32)
+    dense = np.ascontiguousarray(kernel.filterbank().T)
+
+    def banded():
+        mel = np.zeros((n_frames, kernel.n_mels), np.float32)
+        for lo, hi, m0, m1, weights in kernel.groups:
+            mel[:, m0:m1] = power[:, lo:hi] @ weights
+        return mel
+
+    mel = banded()
+    log_mel = librosa.power_to_db(mel)
+    dct = np.ascontiguousarray(
+        scipy.fft.dct(np.eye(kernel.n_mels, dtype=np.float32), norm="ortho")[:, :20]
+    )
+    rows = [
+        ("whole kernel", lambda: kernel(y), "librosa.feature.mfcc",
+         lambda: librosa.feature.mfcc(y=y, sr=sr)),
+        (f"STFT in blocks of {_mfcc._STFT_BLOCK}",
+         lambda: stft(_mfcc._STFT_BLOCK), "one FFT of all frames",
+         lambda: stft(n_frames)),
+        ("banded mel product", banded, "dense mel product", lambda: power @ dense),
+        ("power_to_db in place", lambda: _mfcc.power_to_db(mel.copy()),
+         "librosa.power_to_db", lambda: librosa.power_to_db(mel)),
+        ("scipy.fft.dct, keep 20", lambda: scipy.fft.dct(log_mel, axis=1,
+         norm="ortho")[:, :20], "DCT matrix (20 rows)", lambda: log_mel @ dct),
+    ]  # fmt: skip
+    print(
+        f"kernel parts, one {duration:g} s clip, 1 thread, CPU ms, best of {rounds}"
+    )
+    print(f"| {'ours':<28} | {'ms':>6} | {'alternative':<24} | {'ms':>6} |")
+    print(f"|{'-' * 30}|{'-' * 8}|{'-' * 26}|{'-' * 8}|")
+    with threadpool_limits(1):
+        for ours, fn, other, alt in rows:
+            a, b = _best_ms(fn, rounds), _best_ms(alt, rounds)
+            print(f"| {ours:<28} | {a:>6.2f} | {other:<24} | {b:>6.2f} |")
+    light = _import_seconds("import genreclf._mfcc")
+    heavy = _import_seconds("import genreclf._mfcc, librosa.core.spectrum")
+    print(
+        f"worker imports: genreclf._mfcc {light:.2f} s; "
+        f"with librosa.power_to_db's module {heavy:.2f} s"
+    )
 
 
 # -- measuring process -----------------------------------------------------------
@@ -148,8 +245,17 @@ def main(argv=None):
     parser.add_argument("--duration", type=float, default=None, help="clip seconds")
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="all cores")
     parser.add_argument("--rounds", type=int, default=1, help="best of N rounds")
+    parser.add_argument(
+        "--kernel", action="store_true", help="time the parts of the MFCC kernel"
+    )
     parser.add_argument("--_measure", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+
+    if args.kernel:
+        from genreclf.features import DEFAULT_DURATION
+
+        kernel_parts(args.duration or DEFAULT_DURATION, max(7, args.rounds))
+        return 0
 
     if args._measure:
         mode, list_file, cache, duration, n_jobs = args._measure

@@ -77,9 +77,8 @@ from sklearn.base import clone
 from skorch.callbacks import Callback
 from torch.nn import functional as F
 
-from genreclf._training import MALLOC_ENV
+from genreclf._malloc import MALLOC_ENV
 
-AUG_PARAMS = {"time_shift": 0, "time_mask": 0, "freq_mask": 0, "c0_shift": 0.0}
 
 
 # -- configuration --------------------------------------------------------------------
@@ -141,47 +140,6 @@ class _Setup:
 # -- the skorch path ------------------------------------------------------------------
 
 
-def _tuned_net_class():
-    """GenreNet plus autocast / channels-last (for the CUDA AMP rows only)."""
-    from skorch.dataset import unpack_data
-
-    from genreclf.model import GenreNet
-
-    class TunedGenreNet(GenreNet):
-        bench_setup = _Setup()
-
-        def initialize_module(self):
-            super().initialize_module()
-            if self.bench_setup.channels_last:
-                self.module_ = self.module_.to(memory_format=torch.channels_last)
-            return self
-
-        def initialize_optimizer(self, *args, **kwargs):
-            self.scaler_ = _make_scaler(self.device, self.bench_setup.precision)
-            return super().initialize_optimizer(*args, **kwargs)
-
-        def infer(self, x, **fit_params):
-            setup = self.bench_setup
-            x = setup.prepare(x)
-            with _autocast(self.device, setup.precision):
-                return super().infer(x, **fit_params).float()
-
-        def train_step(self, batch, **fit_params):
-            if self.scaler_ is None:
-                return super().train_step(batch, **fit_params)
-            self._zero_grad_optimizer()
-            self._set_training(True)
-            Xi, yi = unpack_data(batch)
-            y_pred = self.infer(Xi, **fit_params)
-            loss = self.get_loss(y_pred, yi, X=Xi, training=True)
-            self.scaler_.scale(loss).backward()
-            self.scaler_.step(self.optimizer_)
-            self.scaler_.update()
-            return {"loss": loss, "y_pred": y_pred}
-
-    return TunedGenreNet
-
-
 def skorch_net(template, setup, batch_size, epochs, seed, callbacks=None):
     """A GenreNet with the template's parameters and no validation split."""
     params = {
@@ -192,16 +150,13 @@ def skorch_net(template, setup, batch_size, epochs, seed, callbacks=None):
         "random_state": seed,
         "device": setup.device,
         "verbose": 0,
-        **AUG_PARAMS,
     }
     if callbacks:
         params["callbacks"] = list(template.callbacks or []) + callbacks
-    net = clone(template).set_params(**params)
-    if setup.precision == "fp32" and not setup.channels_last:
-        return net  # genreclf's GenreNet as it is
-    tuned = _tuned_net_class()(**net.get_params(deep=False))
-    tuned.bench_setup = setup
-    return tuned
+    # GenreNet's own options: autocast (with a GradScaler for fp16) and layout.
+    params["precision"] = setup.precision
+    params["channels_last"] = setup.channels_last
+    return clone(template).set_params(**params)
 
 
 class _Partner(Callback):
@@ -489,7 +444,13 @@ def _setups(args):
     setups = [_Setup("cpu", "fp32", threads=n) for n in args.threads]
     if torch.cuda.is_available() and not args.cpu_only:
         amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        setups += [_Setup("cuda", "fp32"), _Setup("cuda", amp)]
+        setups += [
+            _Setup("cuda", "fp32"),
+            _Setup("cuda", amp),
+            _Setup("cuda", amp, channels_last=True),
+        ]
+        if amp == "bf16":
+            setups.append(_Setup("cuda", "fp16"))
     return setups
 
 
@@ -514,7 +475,7 @@ def compare_paths(args, template, X, y):
             row = {
                 "device": setup.device,
                 "threads": setup.threads or torch.get_num_threads(),
-                "precision": setup.precision,
+                "precision": setup.precision + ("+cl" if setup.channels_last else ""),
                 "batch_size": bs,
                 "interleave": interleave,
                 **summarize(times, n_train, len(X)),
@@ -581,8 +542,8 @@ def compare_loading(template, X, y, batch_sizes, repeats):
         dataset, _ = net.get_split_datasets(Xr, y_enc)
 
         def skorch_epoch(net=net, dataset=dataset):
-            for xb, yb in net.get_iterator(dataset, training=True):
-                xb.to("cpu"), yb.to("cpu")
+            for batch in net.get_iterator(dataset, training=True):
+                batch[0].to("cpu"), batch[1].to("cpu")
 
         def plain_epoch(bs=bs):
             X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)

@@ -1,91 +1,101 @@
-"""MFCC kernel and cache entries: what a worker process needs, and nothing more.
+"""MFCC kernel: what a worker process needs to turn a file into MFCCs.
 
-Kept apart from :mod:`genreclf.features` so that a joblib worker imports only
-NumPy, SciPy's FFT and soundfile (not scikit-learn or librosa): workers start
-in a fraction of a second. Everything here is private; the public names are
+The kernel of a parameter set (:class:`MFCCKernel`) is built once, in the
+process that owns the transformer, from librosa's own definitions: the Hann
+window (``librosa.filters.get_window``) and the Slaney mel filterbank
+(``librosa.filters.mel``). joblib workers receive the built kernel with their
+task and never import librosa (whose import costs seconds), scikit-learn or
+torch: they need NumPy, SciPy's FFT, soundfile and :mod:`genreclf._mfcc_cache`.
+
+What the kernel does itself, because it measurably pays (see
+``benchmarks/features.py --kernel``): the short-time Fourier transform in
+float32 blocks of :data:`_STFT_BLOCK` frames (half the time of one large
+transform), and the banded mel product (a quarter of the dense one). The dB
+conversion follows ``librosa.power_to_db`` and the DCT is SciPy's, as in
+``librosa.feature.mfcc``. Everything here is private; the public names are
 re-exported by :mod:`genreclf.features`.
 """
 
 import functools
-import hashlib
 import os
-import tempfile
-import zlib
 
 import numpy as np
 
-from genreclf.audio import DEFAULT_SR, AudioLoadError, load_audio
+from genreclf._mfcc_cache import entry_name, file_key, write_entry
+from genreclf.audio import DEFAULT_SR, load_audio
+from genreclf.exceptions import AudioLoadError, TrainingInterrupted
 
-# Bump when the features or the entry layout change: old entries are then ignored.
-CACHE_VERSION = 1
-ENTRY_SUFFIX = ".mfcc"
-_ENTRY_MAGIC = b"GCMF"
-ENTRY_HEADER = 20  # magic, version, n_mfcc, n_frames, crc32: 5 x 4 bytes
 _STFT_BLOCK = 128  # frames per FFT block: keeps the working set in cache
 _MEL_GROUP = 8  # mel filters per banded matrix product
 RMS_LEVEL = 0.1  # -20 dBFS: the level of every clip with loudness="rms"
-
-
-# -- mel filterbank (Slaney), equal to librosa.filters.mel's defaults -------------
-
-
-def _hz_to_mel(freqs):
-    freqs = np.asarray(freqs, dtype=np.float64)
-    f_sp, min_log_hz, min_log_mel = 200.0 / 3, 1000.0, 15.0
-    logstep = np.log(6.4) / 27.0
-    mels = freqs / f_sp
-    high = freqs >= min_log_hz
-    mels[high] = min_log_mel + np.log(freqs[high] / min_log_hz) / logstep
-    return mels
-
-
-def _mel_to_hz(mels):
-    mels = np.asarray(mels, dtype=np.float64)
-    f_sp, min_log_hz, min_log_mel = 200.0 / 3, 1000.0, 15.0
-    logstep = np.log(6.4) / 27.0
-    freqs = f_sp * mels
-    high = mels >= min_log_mel
-    freqs[high] = min_log_hz * np.exp(logstep * (mels[high] - min_log_mel))
-    return freqs
+#: ``librosa.power_to_db``'s defaults, as ``librosa.feature.mfcc`` uses them.
+AMIN, TOP_DB = 1e-10, 80.0
 
 
 def mel_filterbank(sr, n_fft, n_mels):
-    """Return the Slaney-normalised mel filterbank, shape (n_mels, 1 + n_fft // 2)."""
-    fft_freqs = np.fft.rfftfreq(n_fft, d=1.0 / sr)
-    mel_f = _mel_to_hz(
-        np.linspace(_hz_to_mel([0.0])[0], _hz_to_mel([sr / 2.0])[0], n_mels + 2)
-    )
-    fdiff = np.diff(mel_f)
-    ramps = mel_f[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
-    return weights.astype(np.float32)
+    """Return librosa's Slaney mel filterbank, shape (n_mels, 1 + n_fft // 2).
+
+    ``librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)`` in float32.
+    """
+    import librosa.filters
+
+    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, dtype=np.float32)
 
 
-def _dct_matrix(n_mels, n_mfcc):
-    """Orthonormal DCT-II rows 0..n_mfcc-1, shape (n_mfcc, n_mels)."""
-    k = np.arange(n_mfcc)[:, None]
-    m = np.arange(n_mels)[None, :]
-    dct = np.cos(np.pi * k * (2 * m + 1) / (2 * n_mels)) * np.sqrt(2.0 / n_mels)
-    dct[0] /= np.sqrt(2.0)
-    return dct
+def power_to_db(S, amin=AMIN, top_db=TOP_DB):
+    """``librosa.power_to_db(S, ref=1.0, amin=amin, top_db=top_db)`` in place.
+
+    Kept here rather than imported because a worker that imports librosa
+    spends seconds doing so; ``tests/test_features.py`` checks the two agree.
+
+    Parameters
+    ----------
+    S : ndarray of float32
+        Power; overwritten with its level in dB.
+    amin : float, default=1e-10
+        Floor of the power.
+    top_db : float, default=80.0
+        The result is clipped ``top_db`` below its maximum.
+
+    Returns
+    -------
+    S_db : ndarray
+        ``S`` itself.
+    """
+    np.maximum(S, amin, out=S)
+    np.log10(S, out=S)
+    S *= 10.0
+    np.maximum(S, S.max() - top_db, out=S)
+    return S
 
 
 class MFCCKernel:
-    """Window, mel filterbank and DCT for one parameter set, made once."""
+    """Window, banded mel filterbank and sizes of one parameter set.
 
-    def __init__(self, sr, n_fft, hop_length, n_mels, n_mfcc):
-        import scipy.fft
+    Built from librosa (in the parent process) and picklable, so that a
+    worker receives it ready to use.
+
+    Parameters
+    ----------
+    sr, n_fft, hop_length, n_mels, n_mfcc : int
+        As ``librosa.feature.mfcc``.
+    dct : bool, default=True
+        False: return the log-mel power in dB, shape (n_mels, n_frames),
+        instead of its first ``n_mfcc`` DCT coefficients.
+    """
+
+    def __init__(self, sr, n_fft, hop_length, n_mels, n_mfcc, dct=True):
+        import librosa.filters
 
         self.n_fft, self.hop_length = n_fft, hop_length
-        n = np.arange(n_fft)
-        self.window = (0.5 - 0.5 * np.cos(2 * np.pi * n / n_fft)).astype(np.float32)
+        self.n_mels, self.n_mfcc = n_mels, n_mfcc
+        self.dct = dct
+        self.window = librosa.filters.get_window("hann", n_fft, fftbins=True).astype(
+            np.float32
+        )
         mel_t = mel_filterbank(sr, n_fft, n_mels).T
-        self.n_mels = n_mels
         # The filterbank is banded: multiply each group of filters by only the
-        # FFT bins it covers (about 1/15 of the work of the dense product).
+        # FFT bins it covers.
         self.groups = []
         for m0 in range(0, n_mels, _MEL_GROUP):
             m1 = min(m0 + _MEL_GROUP, n_mels)
@@ -94,52 +104,105 @@ class MFCCKernel:
                 lo, hi = int(nonzero[0]), int(nonzero[-1]) + 1
                 weights = np.ascontiguousarray(mel_t[lo:hi, m0:m1])
                 self.groups.append((lo, hi, m0, m1, weights))
-        self.dct_t = np.ascontiguousarray(_dct_matrix(n_mels, n_mfcc).T, np.float32)
-        self._rfft = scipy.fft.rfft
+
+    def filterbank(self):
+        """The filterbank rebuilt from its bands, shape (n_mels, 1 + n_fft // 2)."""
+        out = np.zeros((self.n_mels, 1 + self.n_fft // 2), dtype=np.float32)
+        for lo, hi, m0, m1, weights in self.groups:
+            out[m0:m1, lo:hi] = weights.T
+        return out
 
     def __call__(self, y):
+        """MFCCs (or log-mel bands) of ``y``, shape (n_rows, 1 + len(y) // hop).
+
+        Frames are centred with zero padding, as librosa's. The waveform is
+        read a block of frames at a time, so that the memory used besides
+        ``y`` is the mel spectrogram (``n_frames x n_mels`` float32, 13 MB
+        for 10 minutes at the defaults) and one block.
+        """
+        import scipy.fft
+
         n_fft, hop = self.n_fft, self.hop_length
         pad = n_fft // 2
-        padded = np.zeros(y.shape[0] + 2 * pad, dtype=np.float32)
-        padded[pad : pad + y.shape[0]] = y
-        n_frames = 1 + (padded.shape[0] - n_fft) // hop
-        frames = np.lib.stride_tricks.as_strided(
-            padded,
-            shape=(n_frames, n_fft),
-            strides=(hop * padded.strides[0], padded.strides[0]),
-            writeable=False,
-        )
+        n = y.shape[0]
+        n_frames = 1 + n // hop
         mel = np.zeros((n_frames, self.n_mels), dtype=np.float32)
         block = np.empty((min(_STFT_BLOCK, n_frames), n_fft), dtype=np.float32)
+        segment = np.empty((block.shape[0] - 1) * hop + n_fft, dtype=np.float32)
         for start in range(0, n_frames, _STFT_BLOCK):
             stop = min(start + _STFT_BLOCK, n_frames)
+            # samples of frames start..stop-1 in the zero-padded signal
+            lo = start * hop - pad
+            hi = lo + (stop - start - 1) * hop + n_fft
+            seg = segment[: hi - lo]
+            seg[:] = 0.0
+            a, b = max(lo, 0), min(hi, n)
+            if b > a:
+                seg[a - lo : b - lo] = y[a:b]
+            frames = np.lib.stride_tricks.as_strided(
+                seg,
+                shape=(stop - start, n_fft),
+                strides=(hop * seg.strides[0], seg.strides[0]),
+                writeable=False,
+            )
             part = block[: stop - start]
-            np.multiply(frames[start:stop], self.window, out=part)
-            spec = self._rfft(part, axis=1)
+            np.multiply(frames, self.window, out=part)
+            spec = scipy.fft.rfft(part, axis=1)
             power = np.square(spec.real)
             power += np.square(spec.imag)
             out = mel[start:stop]
-            for lo, hi, m0, m1, weights in self.groups:
-                out[:, m0:m1] = power[:, lo:hi] @ weights
-        # power_to_db(ref=1.0, amin=1e-10, top_db=80.0), as librosa.feature.mfcc
-        np.maximum(mel, 1e-10, out=mel)
-        np.log10(mel, out=mel)
-        mel *= 10.0
-        np.maximum(mel, mel.max() - 80.0, out=mel)
-        return np.ascontiguousarray((mel @ self.dct_t).T)
+            for lo_bin, hi_bin, m0, m1, weights in self.groups:
+                out[:, m0:m1] = power[:, lo_bin:hi_bin] @ weights
+        power_to_db(mel)
+        if not getattr(self, "dct", True):  # kernels pickled before the option
+            return np.ascontiguousarray(mel.T)
+        mfcc = np.empty((self.n_mfcc, n_frames), dtype=np.float32)
+        for start in range(0, n_frames, _STFT_BLOCK):
+            stop = min(start + _STFT_BLOCK, n_frames)
+            coef = scipy.fft.dct(mel[start:stop], axis=1, type=2, norm="ortho")
+            mfcc[:, start:stop] = coef[:, : self.n_mfcc].T
+        return mfcc
 
 
 @functools.lru_cache(maxsize=8)
-def kernel(sr, n_fft, hop_length, n_mels, n_mfcc):
+def kernel(sr, n_fft, hop_length, n_mels, n_mfcc, dct=True):
     """Return the (cached) :class:`MFCCKernel` of a parameter set."""
-    return MFCCKernel(sr, n_fft, hop_length, n_mels, n_mfcc)
+    return MFCCKernel(sr, n_fft, hop_length, n_mels, n_mfcc, dct)
+
+
+def params_kernel(params):
+    """The kernel of a transformer's output parameters (``MFCCTransformer``)."""
+    return kernel(
+        params["sr"],
+        params["n_fft"],
+        params["hop_length"],
+        params["n_mels"],
+        params["n_mfcc"],
+        params.get("features", "mfcc") == "mfcc",
+    )
+
+
+def cmvn(features, eps=1e-5):
+    """Cepstral mean and variance normalisation of one clip, in place.
+
+    Every row (coefficient) of ``features`` (n_rows, n_frames) is moved to
+    zero mean and unit variance over the clip's frames; a constant row (a
+    silent clip) is only centred.
+    """
+    x64 = features.astype(np.float64)
+    mean = x64.mean(axis=1, keepdims=True)
+    std = x64.std(axis=1, keepdims=True)
+    std[std < eps] = 1.0
+    features[...] = (x64 - mean) / std
+    return features
 
 
 def compute_mfcc(y, sr=DEFAULT_SR, n_mfcc=20, n_fft=2048, hop_length=512, n_mels=128):
     """MFCCs of a waveform, equal to ``librosa.feature.mfcc`` with its defaults.
 
-    Computed in float32 with the filterbank and DCT made once per parameter set
-    (about twice as fast as librosa); the two agree to within about 1e-3.
+    Computed in float32 with librosa's window and filterbank, made once per
+    parameter set (about twice as fast as librosa); the two agree to within
+    about 1e-3.
 
     Parameters
     ----------
@@ -178,14 +241,13 @@ def compute_mfcc(y, sr=DEFAULT_SR, n_mfcc=20, n_fft=2048, hop_length=512, n_mels
     return kernel(int(sr), int(n_fft), int(hop_length), int(n_mels), int(n_mfcc))(y)
 
 
-def clip_mfcc(path, params):
-    """Decode one clip, pad or crop it to the duration, return its MFCCs.
+def clip_waveform(path, params):
+    """Decode one clip as the transformer reads it (``offset``, ``duration``).
 
-    ``params["pad"]`` (absent means ``"zeros"``) says how a short clip is
-    filled: silence, or ``"wrap"``: the clip repeated. ``params["loudness"]``
-    ``"rms"`` scales the audio read to :data:`RMS_LEVEL` first.
+    ``params["duration"]`` None reads to the end of the file;
+    ``params["loudness"]`` ``"rms"`` scales the audio read to
+    :data:`RMS_LEVEL`.
     """
-    n_samples = int(round(params["duration"] * params["sr"]))
     y = load_audio(
         path, sr=params["sr"], duration=params["duration"], offset=params["offset"]
     )
@@ -193,129 +255,123 @@ def clip_mfcc(path, params):
         rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
         if rms > 0:
             y = y * np.float32(RMS_LEVEL / rms)
-    if y.shape[0] < n_samples:
-        mode = "wrap" if params.get("pad", "zeros") == "wrap" else "constant"
-        y = np.pad(y, (0, n_samples - y.shape[0]), mode=mode)
-    mfcc = kernel(
-        params["sr"],
-        params["n_fft"],
-        params["hop_length"],
-        params["n_mels"],
-        params["n_mfcc"],
-    )
-    return mfcc(y[:n_samples])
+    return y
 
 
-# -- cache entries: one small file per (clip, parameter set), written atomically --
+def waveform_features(y, params, mfcc=None):
+    """The transformer's output for a decoded waveform ``y``.
 
-
-def file_key(path):
-    """Cache key of a file: absolute path, size and mtime (None if no stat)."""
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError, TypeError):
-        return None
-    ident = f"{os.path.abspath(path)}\0{st.st_size}\0{st.st_mtime_ns}"
-    return hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def encode_entry(arr):
-    """Serialise MFCCs: magic, version, shape, CRC-32, little-endian float32."""
-    data = np.ascontiguousarray(arr, dtype="<f4").tobytes()
-    header = np.array(
-        [CACHE_VERSION, arr.shape[0], arr.shape[1], zlib.crc32(data)], dtype="<u4"
-    )
-    return _ENTRY_MAGIC + header.tobytes() + data
-
-
-def decode_entry(raw, shape):
-    """Parse and validate an entry; raise ValueError when it is damaged."""
-    n_mfcc, n_frames = shape
-    expected = ENTRY_HEADER + 4 * n_mfcc * n_frames
-    if len(raw) != expected:
-        raise ValueError(f"{len(raw)} bytes, expected {expected}")
-    if raw[:4] != _ENTRY_MAGIC:
-        raise ValueError("bad magic number")
-    version, rows, cols, crc = np.frombuffer(raw, dtype="<u4", count=4, offset=4)
-    if (int(version), int(rows), int(cols)) != (CACHE_VERSION, n_mfcc, n_frames):
-        raise ValueError(f"header says version {version}, shape ({rows}, {cols})")
-    data = raw[ENTRY_HEADER:]
-    if zlib.crc32(data) != int(crc):
-        raise ValueError("checksum mismatch")
-    arr = np.frombuffer(data, dtype="<f4").reshape(n_mfcc, n_frames)
-    if not np.isfinite(arr).all():
-        raise ValueError("non-finite values")
-    return arr.astype(np.float32, copy=True)
-
-
-def write_entry(entry, arr):
-    """Write an entry atomically (temporary file + rename).
-
-    Returns
-    -------
-    problem : str or None
-        None on success, else why the entry could not be written.
+    With a float ``params["duration"]``, ``y`` is padded (``params["pad"]``,
+    absent means ``"zeros"``: silence; ``"wrap"``: the clip repeated) or
+    cropped to it; with None it keeps its length (at least one frame).
+    ``params["normalize"]`` ``"cmvn"`` then normalises each row over the
+    clip's frames (:func:`cmvn`). ``mfcc`` is the :class:`MFCCKernel` of
+    ``params`` (built here when None).
     """
-    folder = os.path.dirname(entry)
-    for attempt in range(2):
-        tmp = None
-        try:
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=ENTRY_SUFFIX)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(encode_entry(arr))
-            os.replace(tmp, entry)
-            tmp = None
-            return None
-        except FileNotFoundError as exc:
-            if attempt == 0:  # the folder vanished: make it again, once
-                try:
-                    os.makedirs(folder, exist_ok=True)
-                    continue
-                except OSError as exc2:
-                    return f"{type(exc2).__name__}: {exc2}"
-            return f"{type(exc).__name__}: {exc}"
-        except OSError as exc:
-            return f"{type(exc).__name__}: {exc}"
-        finally:
-            if tmp is not None:
-                try:
-                    os.remove(tmp)
-                except OSError:
-                    pass
-    return "the cache folder keeps disappearing"  # pragma: no cover
+    if params["duration"] is not None:
+        n_samples = int(round(params["duration"] * params["sr"]))
+        if y.shape[0] < n_samples:
+            mode = "wrap" if params.get("pad", "zeros") == "wrap" else "constant"
+            y = np.pad(y, (0, n_samples - y.shape[0]), mode=mode)
+        y = y[:n_samples]
+    if mfcc is None:
+        mfcc = params_kernel(params)
+    out = mfcc(y)
+    if params.get("normalize") == "cmvn":
+        cmvn(out)
+    return out
 
 
-def extract_task(path, entry, params):
-    """Compute one clip's MFCCs and cache them when ``entry`` is given.
+def clip_mfcc(path, params, mfcc=None):
+    """Decode one clip and return the transformer's output for it.
+
+    :func:`clip_waveform` then :func:`waveform_features`.
+    """
+    return waveform_features(clip_waveform(path, params), params, mfcc)
+
+
+def extract_task(path, entry, params, mfcc=None, variants=(), augment_seed=0,
+                 keep=True):
+    """Compute one clip's features (and variants), caching them when asked.
+
+    Parameters
+    ----------
+    path : str
+        The audio file.
+    entry : str or None
+        Cache entry of the clip's features; None: not cached. Ignored when
+        ``variants`` is given and does not ask for variant 0.
+    params : dict
+        The transformer's output parameters.
+    mfcc : MFCCKernel or None
+        The kernel of ``params``.
+    variants : sequence of (int, str or None), default=()
+        ``(variant, entry)`` pairs to compute: 0 is the clip itself, ``j > 0``
+        the clip after :func:`genreclf._augment.production_change` drawn
+        from ``(augment_seed, j, path)``. Empty: ``[(0, entry)]``.
+    augment_seed : int, default=0
+        Seed of the variants.
+    keep : bool, default=True
+        False: an output written to its entry is returned as its shape
+        ``(n_rows, n_frames)`` rather than as an array, so that the caller
+        holds no features.
 
     Returns
     -------
     result : tuple
-        ``(mfcc or None, error reason or None, cache problem or None)``.
+        ``(output, error reason or None, cache problem or None)``: ``output``
+        is the features (an ndarray, or a shape) when ``variants`` is empty,
+        else a list of them, one per pair; None on error.
     """
+    single = not variants
+    todo = [(0, entry)] if single else list(variants)
     try:
-        mfcc = clip_mfcc(path, params)
+        y = clip_waveform(path, params)
+        outs = []
+        for j, _ in todo:
+            if j == 0:
+                outs.append(waveform_features(y, params, mfcc))
+            else:
+                from genreclf import _augment
+
+                rng = _augment.variant_rng(augment_seed, j, path)
+                changed = _augment.production_change(y, params["sr"], rng)
+                outs.append(waveform_features(changed, params, mfcc))
     except AudioLoadError as exc:
         return None, exc.reason, None
+    except TrainingInterrupted:
+        raise
     except Exception as exc:  # noqa: BLE001 - never lose the file name
         return None, f"feature extraction failed ({type(exc).__name__}: {exc})", None
     problem = None
-    # Skip the write when the file changed while it was being decoded.
-    if (
-        entry is not None
-        and os.path.basename(entry) == f"{file_key(path)}{ENTRY_SUFFIX}"
-    ):
-        problem = write_entry(entry, mfcc)
-    return mfcc, None, problem
+    # Skip the writes when the file changed while it was being decoded.
+    fresh = file_key(path)
+    for k, (j, where) in enumerate(todo):
+        if where is None or problem is not None or fresh is None:
+            continue
+        if os.path.basename(where) != entry_name(fresh, j):
+            continue
+        problem = write_entry(where, outs[k])
+        if problem is None and not keep:
+            outs[k] = outs[k].shape
+    return (outs[0] if single else outs), None, problem
 
 
-def extract_batch(items, params):
+def extract_batch(items, params, mfcc=None, augment_seed=0, keep=True):
     """Run :func:`extract_task` over ``[(path, entry), ...]`` with one BLAS thread.
 
-    Small matrix products gain nothing from BLAS threads, and spinning threads
-    slow everything down on a busy machine.
+    An item may also be ``(path, entry, variants)``. Small matrix products
+    gain nothing from BLAS threads, and spinning threads slow everything
+    down on a busy machine.
     """
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1, user_api="blas"):
-        return [extract_task(path, entry, params) for path, entry in items]
+        return [
+            extract_task(
+                item[0], item[1], params, mfcc,
+                variants=item[2] if len(item) > 2 else (),
+                augment_seed=augment_seed, keep=keep,
+            )
+            for item in items
+        ]

@@ -1,14 +1,15 @@
-"""MLflow "models from code" entry: the model class of a logged genreclf model.
+"""Former "models from code" entry of a logged genreclf model (kept for old code).
 
-MLflow copies this file into each logged model and runs it when the model is
-loaded (``mlflow.pyfunc.log_model(python_model=<this file>)``), instead of
-unpickling a wrapper object; the fitted pipeline itself is an artifact.
-Imported as part of the package (``genreclf._pyfunc_model``), it does nothing.
+Models are now logged with ``genreclf/tracking/_model_code.py``. Models logged
+earlier carry their own copy of this file, which imports
+``genreclf._pyfunc.GenrePyfuncModel``; that name keeps working. Run as a
+models-from-code file, this one still declares the model; imported as part of
+the package (``genreclf._pyfunc_model``), it does nothing.
 """
 
-import mlflow
+from genreclf.tracking.pyfunc import GenrePyfuncModel, set_model
 
-from genreclf._pyfunc import GenrePyfuncModel
+__all__ = ["GenrePyfuncModel"]
 
 if __name__ != "genreclf._pyfunc_model":
-    mlflow.models.set_model(GenrePyfuncModel())
+    set_model()

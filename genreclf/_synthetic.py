@@ -1,14 +1,15 @@
-"""Sound engines of the synthetic demo dataset (see ``datasets.make_synthetic``).
+"""Sound engines of the synthetic demo dataset (see ``synthetic.make_synthetic``).
 
 Numpy only. Each ``_synth_<genre>(rng, n, sr)`` returns ``n`` samples of one
 generated style; :func:`synth_clip` adds the per-clip variation (tone colour,
 gain, mixed noise) and :func:`write_audio` writes a file atomically.
 """
 
-import os
 import wave
 
 import numpy as np
+
+from genreclf._files import atomic_write
 
 #: Bump when a change to the engines alters the audio: cached clips are remade.
 VERSION = 1
@@ -294,12 +295,16 @@ def synth_clip(genre, rng, n, sr):
 
 
 def write_audio(path, x, sr, fmt):
-    """Write mono ``x`` to ``path`` atomically (a temporary name, then rename)."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
+    """Write mono ``x`` to ``path`` atomically (:func:`genreclf._files.atomic_write`).
+
+    ``fmt`` is a key of :data:`FORMATS`: 16-bit PCM wav through :mod:`wave`,
+    the others through ``soundfile`` (told the format, since it writes to an
+    open file whose temporary name has no extension).
+    """
+    with atomic_write(path) as f:
         if fmt == "wav":
             pcm = np.round(np.clip(x, -1, 1) * 32767).astype("<i2")
-            with wave.open(tmp, "wb") as w:
+            with wave.open(f, "wb") as w:
                 w.setnchannels(1)
                 w.setsampwidth(2)
                 w.setframerate(sr)
@@ -307,8 +312,4 @@ def write_audio(path, x, sr, fmt):
         else:
             import soundfile
 
-            soundfile.write(tmp, x.astype(np.float32), sr, format=FORMATS[fmt])
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+            soundfile.write(f, x.astype(np.float32), sr, format=FORMATS[fmt])

@@ -1,5 +1,8 @@
-"""Training helpers of :class:`genreclf.GenreNet`: the held-out split, callbacks."""
+"""Training helpers of :class:`genreclf.GenreNet`: the held-out split, callbacks,
+mixed precision."""
 
+import contextlib
+import inspect
 import math
 import warnings
 from numbers import Integral, Real
@@ -7,26 +10,210 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.model_selection import StratifiedShuffleSplit
-from skorch.callbacks import Callback
+from skorch.utils import to_tensor
+
+from genreclf._callbacks import (
+    BatchAccuracy,
+    BestEpoch,
+    EpochBest,
+    EpochLine,
+    EpochTable,
+    default_callbacks,
+)
+from genreclf._malloc import MALLOC_ENV
 
 __all__ = [
+    "DEPRECATED_AUGMENTATIONS",
     "MALLOC_ENV",
+    "PRECISIONS",
+    "AutoDeviceMixin",
     "BatchAccuracy",
     "BestEpoch",
+    "EpochBest",
+    "EpochLine",
+    "EpochTable",
+    "accepts",
+    "autocast",
+    "check_device",
+    "check_precision",
+    "default_callbacks",
+    "encode_labels",
     "holdout_split",
+    "mixup_step",
     "resolve_device",
+    "warn_deprecated_augmentations",
 ]
 
-#: glibc malloc settings that keep freed tensor memory in the process instead
-#: of returning it to the system after every batch: training ran 1.3-1.8x
-#: faster on a 2-core CPU (``python benchmarks/training.py --malloc-compare``).
-#: glibc reads them at start-up, so they must be in the environment of a new
-#: process (``benchmarks/accuracy.py`` re-runs itself with them).
-MALLOC_ENV = {
-    "MALLOC_MMAP_THRESHOLD_": "4294967296",
-    "MALLOC_TRIM_THRESHOLD_": "8589934592",
-    "MALLOC_TOP_PAD_": "1073741824",
+# MALLOC_ENV is defined in genreclf._malloc; kept importable from here.
+
+
+#: Deprecated training augmentations (no preset uses them, and mixup measured
+#: worse) and the default that turns each off; to be removed in 0.3.
+DEPRECATED_AUGMENTATIONS = {
+    "time_shift": 0,
+    "time_mask": 0,
+    "freq_mask": 0,
+    "c0_shift": 0.0,
+    "mixup": 0.0,
 }
+
+
+def accepts(factory, name):
+    """Whether ``factory(**{name: ...})`` is a valid call."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
+def warn_deprecated_augmentations(params, stacklevel=2):
+    """Warn (``FutureWarning``) for each deprecated augmentation set in ``params``.
+
+    Parameters
+    ----------
+    params : dict
+        Option or parameter names (the last ``__`` part is compared) and
+        their values.
+    stacklevel : int, default=2
+        Passed to :func:`warnings.warn`.
+    """
+    for key, value in params.items():
+        name = key.rsplit("__", 1)[-1]
+        default = DEPRECATED_AUGMENTATIONS.get(name)
+        if default is not None and value != default:
+            warnings.warn(
+                f"GenreNet's {name!r} option is deprecated since genreclf 0.2 and "
+                "will be removed in 0.3 (no preset uses it"
+                + (", and it measured worse)" if name == "mixup" else ")"),
+                FutureWarning,
+                stacklevel=stacklevel + 1,
+            )
+
+
+def encode_labels(y, classes):
+    """Positions of the labels ``y`` in ``classes``, refusing unknown labels.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+        Labels.
+    classes : ndarray of shape (n_classes,)
+        The label set, in the order of the net's outputs.
+
+    Returns
+    -------
+    y_enc : ndarray of shape (n_samples,), int64
+
+    Examples
+    --------
+    >>> encode_labels(np.array(["b", "a", "b"]), np.array(["a", "b"])).tolist()
+    [1, 0, 1]
+    """
+    order = np.argsort(classes, kind="stable")
+    pos = np.searchsorted(classes, y, sorter=order).clip(0, len(classes) - 1)
+    y_enc = order[pos]
+    unknown = classes[y_enc] != y
+    if np.any(unknown):
+        raise ValueError(
+            f"y has labels not in classes: {np.unique(y[unknown]).tolist()}"
+        )
+    return y_enc.astype(np.int64)
+
+
+#: The ``precision`` options of GenreNet: float32, or autocast to bfloat16 or
+#: float16 (with a gradient scaler).
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def _device_type(device):
+    return "cpu" if device is None else torch.device(device).type
+
+
+def check_precision(device, precision):
+    """Refuse a ``precision`` that ``device`` cannot run.
+
+    Parameters
+    ----------
+    device : str, torch.device or None
+        The resolved device.
+    precision : {"fp32", "bf16", "fp16"}
+        The requested precision.
+
+    Raises
+    ------
+    ValueError
+        For ``"bf16"`` on a CUDA device without bfloat16 support.
+
+    Examples
+    --------
+    >>> check_precision("cpu", "bf16")
+    """
+    if (
+        precision == "bf16"
+        and _device_type(device) == "cuda"
+        and not torch.cuda.is_bf16_supported()
+    ):
+        raise ValueError(
+            "precision='bf16' but this GPU has no bfloat16 support: use "
+            "precision='fp16' (float16 with a gradient scaler) or 'fp32'"
+        )
+
+
+def autocast(device, precision):
+    """The autocast context of ``precision`` on ``device`` (none for fp32).
+
+    Parameters
+    ----------
+    device : str, torch.device or None
+        The resolved device (None: the CPU).
+    precision : {"fp32", "bf16", "fp16"}
+        ``"bf16"`` and ``"fp16"`` autocast to bfloat16 and float16.
+
+    Returns
+    -------
+    context : context manager
+
+    Examples
+    --------
+    >>> with autocast("cpu", "bf16"):
+    ...     torch.ones(2, 2) @ torch.ones(2, 2)
+    tensor([[2., 2.],
+            [2., 2.]], dtype=torch.bfloat16)
+    """
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=_device_type(device), dtype=dtype)
+
+
+def mixup_step(net, batch, alpha, **fit_params):
+    """One training step of ``net`` on a mixup blend of ``batch`` (deprecated).
+
+    The batch is blended with a shuffled copy of itself, ``lam * x_i + (1 -
+    lam) * x_j`` with ``lam`` drawn from Beta(alpha, alpha) by torch's global
+    generator (seeded by the net), and the loss is the same blend of the two
+    labels' (weighted) losses.
+
+    Returns
+    -------
+    step : dict
+        ``{"loss": ..., "y_pred": ...}``, as skorch's ``train_step_single``.
+    """
+    net._set_training(True)
+    Xi, yi = batch[0], batch[1]
+    weights = batch[2] if len(batch) > 2 else None
+    Xi = to_tensor(Xi, device=net.device)
+    yi = to_tensor(yi, device=net.device)
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    perm = torch.randperm(len(Xi)).to(Xi.device)
+    mixed = lam * Xi + (1.0 - lam) * Xi[perm]
+    y_pred = net.infer(mixed, **fit_params)
+    loss = lam * net.weighted_loss(y_pred, yi, weights, X=mixed, training=True) + (
+        1.0 - lam
+    ) * net.weighted_loss(y_pred, yi[perm], weights, X=mixed, training=True)
+    net.backward(loss)
+    return {"loss": loss, "y_pred": y_pred}
 
 
 def resolve_device(device):
@@ -52,6 +239,84 @@ def resolve_device(device):
     if isinstance(device, str) and device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def check_device(device):
+    """Resolve ``device`` and refuse a CUDA device that this machine lacks.
+
+    Parameters
+    ----------
+    device : str, torch.device or None
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ... (None: leave
+        tensors where they are, as skorch does).
+
+    Returns
+    -------
+    device : str, torch.device or None
+        ``device`` with ``"auto"`` resolved.
+
+    Raises
+    ------
+    ValueError
+        For a CUDA device when CUDA is unavailable or has fewer devices.
+
+    Examples
+    --------
+    >>> check_device("cpu")
+    'cpu'
+    """
+    device = resolve_device(device)
+    if device is None:
+        return device
+    wanted = torch.device(device)
+    if wanted.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} but CUDA is not available on this machine: use "
+            "device='auto' (CUDA when present, else the CPU) or device='cpu'"
+        )
+    if wanted.index is not None and wanted.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r} but this machine has {torch.cuda.device_count()} "
+            "CUDA device(s)"
+        )
+    return device
+
+
+class AutoDeviceMixin:
+    """Let a skorch net take ``device="auto"``, resolved each time it is used.
+
+    skorch reads ``self.device`` to move modules and tensors, so the attribute
+    gives the resolved device (``"cuda"`` when available, else ``"cpu"``),
+    while :meth:`get_params` and pickles keep the value as set: a net pickled
+    on a GPU machine with ``"auto"`` runs on a CPU-only one. Put it left of
+    the skorch base class.
+    """
+
+    @property
+    def device(self):
+        """The torch device in use (``"auto"`` resolved)."""
+        return resolve_device(self.__dict__.get("device", "auto"))
+
+    @device.setter
+    def device(self, value):
+        self.__dict__["device"] = value
+
+    def get_params(self, deep=True, **kwargs):
+        """Get parameters, with ``device`` as set (``"auto"`` unresolved)."""
+        params = super().get_params(deep=deep, **kwargs)
+        params["device"] = self.__dict__.get("device", "auto")
+        return params
+
+    def __setstate__(self, state):
+        requested = state.get("device")
+        state["device"] = resolve_device(requested)
+        super().__setstate__(state)  # falls back to the CPU, with a warning
+        if isinstance(requested, str) and requested == "auto":
+            self.__dict__["device"] = "auto"
+        elif isinstance(requested, str):
+            self.__dict__["device"] = str(self.__dict__["device"])
 
 
 def _n_valid(valid_size, n_samples):
@@ -146,64 +411,3 @@ def holdout_split(y, valid_size, random_state):
     )
     valid = np.sort(np.asarray(picked, dtype=np.intp))
     return np.setdiff1d(all_idx, valid), valid
-
-
-class BatchAccuracy(Callback):
-    """Record each mini-batch's accuracy as ``train_acc`` or ``valid_acc``.
-
-    Uses the logits the training and validation steps already computed, so
-    accuracy costs no extra forward pass; ``PassthroughScoring`` callbacks
-    average it per epoch.
-    """
-
-    def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
-        """Record the accuracy of this mini-batch."""
-        if y_pred is None or batch is None:
-            return
-        y_true = batch[1]
-        if not isinstance(y_true, torch.Tensor):
-            return
-        hits = y_pred.argmax(dim=1).cpu() == y_true.cpu()
-        name = "train_acc" if training else "valid_acc"
-        net.history.record_batch(name, float(hits.float().mean()))
-
-
-class BestEpoch(Callback):
-    """Keep the module's parameters of the best epoch, load them at the end.
-
-    The best epoch is the one the net's ``monitor`` score (``valid_loss`` or
-    ``valid_acc``) marks best. The copy lives in CPU memory and is dropped
-    once loaded, so a pickled net carries no extra tensors. Without
-    validation data, the last epoch is kept. Sets the net's ``best_epoch_``.
-    """
-
-    def initialize(self):
-        """Forget any stored state."""
-        self.state_ = None
-        self.epoch_ = None
-        return self
-
-    def on_train_begin(self, net, **kwargs):
-        """Start a new search for the best epoch."""
-        self.initialize()
-
-    def on_epoch_end(self, net, dataset_valid=None, **kwargs):
-        """Copy the parameters when this epoch is the best so far."""
-        key = f"{net.monitor}_best"
-        row = net.history[-1]
-        if dataset_valid is None or not row.get(key, False):
-            return
-        self.state_ = {
-            name: tensor.detach().to("cpu", copy=True)
-            for name, tensor in net.module_.state_dict().items()
-        }
-        self.epoch_ = row["epoch"]
-
-    def on_train_end(self, net, **kwargs):
-        """Load the best epoch's parameters (or keep the last epoch's)."""
-        if self.state_ is not None:
-            net.module_.load_state_dict(self.state_)
-            net.best_epoch_ = self.epoch_
-        elif len(net.history):
-            net.best_epoch_ = net.history[-1, "epoch"]
-        self.state_ = None

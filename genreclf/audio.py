@@ -6,13 +6,19 @@ down to mono and resamples the mono signal with soxr. Every failure raises
 :class:`AudioLoadError`, whose message names the file and the reason.
 """
 
+import contextlib
 import errno
 import math
 import os
 import re
 import stat
+import sys
+import tempfile
+import warnings
 
 import numpy as np
+
+from genreclf.exceptions import AudioLoadError, GenreclfWarning
 
 __all__ = ["DEFAULT_SR", "AudioLoadError", "load_audio"]
 
@@ -33,42 +39,10 @@ _MAGIC = (
 # How far to look for a Xing/Info/VBRI header, which makes an MP3 frame count exact.
 _MP3_HEADER_SCAN = 1 << 13
 _MP3_FRAME = 1152
+#: Largest sample magnitude accepted: 80 dB above full scale (1.0). Larger values
+#: come from corrupt or mis-scaled float files and overflow the features.
+_MAX_PEAK = 1e4
 _WAV_SHOULD_BE = re.compile(r"(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)")
-
-
-class AudioLoadError(ValueError):
-    """An audio file could not be decoded.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The file that failed.
-    reason : str
-        What went wrong, in words.
-
-    Attributes
-    ----------
-    path : str
-        The file that failed.
-    reason : str
-        What went wrong, in words.
-
-    Examples
-    --------
-    >>> err = AudioLoadError("song.mp3", "empty file (0 bytes)")
-    >>> str(err)
-    'song.mp3: empty file (0 bytes)'
-    >>> isinstance(err, ValueError)
-    True
-    """
-
-    def __init__(self, path, reason):
-        self.path = os.fspath(path) if path is not None else None
-        self.reason = str(reason)
-        super().__init__(f"{self.path}: {self.reason}")
-
-    def __reduce__(self):
-        return (type(self), (self.path, self.reason))
 
 
 def _sniff(path):
@@ -196,7 +170,61 @@ def _check_complete(path, info, is_mp3):
             )
 
 
+@contextlib.contextmanager
+def _c_stderr_captured():
+    """Collect what C libraries write to file descriptor 2 during the block.
+
+    Yields a list that holds the text once the block has ended. Where file
+    descriptor 2 cannot be duplicated, nothing is captured.
+    """
+    captured = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield captured
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            captured.append(tmp.read(4096).decode("utf-8", "replace"))
+
+
+def _mp3_size_mismatch(path):
+    """Describe a Xing/Info header whose stream size is too small, or None.
+
+    A file longer than its header declares decodes, but mpg123 prints a
+    warning of its own (without the file's name) for it.
+    """
+    found, declared, actual = _mp3_stream_header(path)
+    if found and declared and actual > declared * 1.01:
+        return f"its MP3 header declares {declared} bytes, the file holds {actual}"
+    return None
+
+
 def _read_soundfile(path, offset, duration):
+    """Decode with soundfile; a decoder's own warning is re-issued with the name."""
+    mismatch = _mp3_size_mismatch(path)
+    if mismatch is None:
+        return _read_soundfile_quiet(path, offset, duration)
+    with _c_stderr_captured() as captured:
+        result = _read_soundfile_quiet(path, offset, duration)
+    said = " ".join(" ".join(captured).split())
+    warnings.warn(
+        f"{path}: {mismatch} (extra data after the audio); decoded anyway, "
+        f"seeking in it is approximate{f' [decoder: {said}]' if said else ''}",
+        GenreclfWarning,
+        stacklevel=3,
+    )
+    return result
+
+
+def _read_soundfile_quiet(path, offset, duration):
     """Decode the needed frames with soundfile; return (mono float32, native sr)."""
     import soundfile as sf
 
@@ -325,7 +353,8 @@ def load_audio(path, sr=DEFAULT_SR, duration=None, offset=0.0, mono=True):
     ------
     AudioLoadError
         When the file is missing, a directory, empty, not audio, truncated or
-        corrupt, holds no samples or non-finite samples, or is in a format no
+        corrupt, holds no samples, non-finite samples or samples far beyond
+        full scale (above 1e4 in magnitude), or is in a format no
         available decoder reads. The message names the file and the reason.
 
     See Also
@@ -388,6 +417,13 @@ def load_audio(path, sr=DEFAULT_SR, duration=None, offset=0.0, mono=True):
 
     if not np.isfinite(y).all():
         raise AudioLoadError(path, "contains non-finite samples (NaN or infinity)")
+    peak = float(np.max(np.abs(y)))
+    if peak > _MAX_PEAK:
+        raise AudioLoadError(
+            path,
+            f"sample values up to {peak:.3g}, far outside the [-1, 1] range of "
+            "audio (corrupt or mis-scaled data)",
+        )
     try:
         y = _resample(y, native_sr, sr)
     except Exception as exc:  # noqa: BLE001
@@ -395,6 +431,8 @@ def load_audio(path, sr=DEFAULT_SR, duration=None, offset=0.0, mono=True):
             path, f"resampling {native_sr} Hz -> {sr} Hz failed ({exc})"
         ) from exc
     y = np.asarray(y, dtype=np.float32)
+    if not np.isfinite(y).all():  # pragma: no cover - bounded input stays finite
+        raise AudioLoadError(path, f"resampling {native_sr} Hz -> {sr} Hz overflowed")
     if duration is not None:
         y = y[: int(round(duration * sr))]
     return y

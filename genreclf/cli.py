@@ -5,6 +5,13 @@ Every command has ``--help``. Bad input ends with a one-line message on stderr
 error exits with 2; Ctrl-C with 130 and ``SIGTERM`` with 143. ``--debug`` shows
 the traceback instead.
 
+This module runs the commands that :func:`build_parser` (declared in
+``genreclf._cli_options``, each option once) reads, and only calls the
+package: the data a command uses comes from :mod:`genreclf.sources`, the pipeline from
+:func:`genreclf.pipeline.build_pipeline`, the runs from
+:mod:`genreclf.tracking` and the table of predictions from
+:mod:`genreclf.prediction`.
+
 Examples
 --------
 >>> main(["--version"])  # doctest: +ELLIPSIS
@@ -12,495 +19,50 @@ genreclf ...
 0
 """
 
-import argparse
-import ast
 import contextlib
-import json
 import os
 import sys
 import warnings
 from pathlib import Path
 
-__all__ = ["DEMO", "build_parser", "main"]
+from genreclf._cli_options import OPTIONAL_TEXT, UsageError, build_parser
+from genreclf.exceptions import AudioLoadError, GenreclfError, TrainingInterrupted
 
-#: The embedded demo: synthetic music (:func:`genreclf.datasets.make_synthetic`)
-#: and pipeline settings sized so that ``mlflow run .`` (five members) trains
-#: and evaluates in a few minutes on two CPU cores. Every setting the demo's
-#: accuracy depends on is fixed here, whatever the preset says.
-DEMO = {
-    "n_per_genre": 20,
-    "duration": 3.0,
-    "random_state": 0,
-    "options": {
-        "duration": 3.0,
-        "max_epochs": 12,
-        "filters": (16, 32, 32),
-        "dense": 32,
-        "lr": 1e-3,
-    },
-}
+__all__ = ["build_parser", "main"]
 
-#: Text options where an empty value means "not given".
-_OPTIONAL_TEXT = (
-    "data",
-    "fma",
-    "split",
-    "eval_split",
-    "resume",
-    "checkpoint_dir",
-    "experiment_name",
-    "run_name",
-    "device",
-    "tracking_uri",
-    "scheduler",
-)
 _EXIT_FAILURE = 1
 _EXIT_USAGE = 2
+#: ``--format`` values -> :func:`genreclf.prediction.format_predictions` formats.
+_PREDICT_FORMATS = {"table": "text"}
 
 
-class _UsageError(Exception):
-    """Bad combination of options (exit status 2)."""
+# --------------------------------------------------------------------------- commands
 
 
-# --------------------------------------------------------------------------- parser
+def _select(args, evaluation_only=False):
+    """Return the command's data (:func:`genreclf.sources.select_data`)."""
+    from genreclf.sources import select_data
 
-
-def _count(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return value
-
-
-def _fraction(text):
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
-    return value
-
-
-def _int_list(text):
-    try:
-        values = [int(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-
-def _boolean(text):
-    value = str(text).strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-# argparse names the type in its message: "invalid integer value: 'x'"
-for _type, _name in ((_count, "integer"), (_fraction, "number"), (_boolean, "boolean")):
-    _type.__name__ = _name
-
-
-def _assignment(text):
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        parsed = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        parsed = value
-    return key.strip(), parsed
-
-
-def _add_data_options(parser, what, eval_split=False):
-    group = parser.add_argument_group(
-        "data", f"{what}; without --data or --fma, the embedded synthetic demo"
-    )
-    group.add_argument(
-        "--data",
-        metavar="FOLDER",
-        help="a folder of audio files: a sub-folder per genre, "
-        "GTZAN names (<genre>.00042.wav) or a labels.csv",
-    )
-    group.add_argument(
-        "--fma",
-        metavar="ROOT",
-        help="a Free Music Archive root (fma_metadata/ and "
-        "fma_<subset>/, as `genreclf download fma` leaves it)",
-    )
-    group.add_argument(
-        "--subset",
-        default="small",
-        choices=["small", "medium", "large", "full"],
-        help="FMA subset (default: small)",
-    )
-    group.add_argument(
-        "--split",
-        default=None,
-        help="FMA official split(s) to use, comma-separated "
-        "(training, validation, test)",
-    )
-    group.add_argument(
-        "--test-size",
-        type=_fraction,
-        default=None,
-        help="fraction of a folder (or of the demo) held out for "
-        "evaluation, stratified (default: 0.25; 0: none)",
-    )
-    if eval_split:
-        group.add_argument(
-            "--eval-split",
-            default="test",
-            help="FMA split(s) to evaluate on (default: test; 'none': no evaluation)",
-        )
-    group.add_argument(
-        "--random-state",
-        type=int,
-        default=0,
-        help="seed of the held-out split and of the networks (default: 0)",
-    )
-    group.add_argument(
-        "--skip-bad-files",
-        nargs="?",
-        const=True,
-        default=False,
-        type=_boolean,
-        metavar="BOOL",
-        help="train on the readable files and log the others, "
-        "instead of failing with their list",
+    return select_data(
+        args.data,
+        args.fma,
+        subset=args.subset,
+        split=args.split,
+        eval_split=getattr(args, "eval_split", None),
+        test_size=args.test_size,
+        random_state=args.random_state,
+        cache_dir=args.cache_dir,
+        evaluation_only=evaluation_only,
     )
 
 
-def _add_model_options(parser):
-    group = parser.add_argument_group(
-        "pipeline", "model settings (0 or omitted: the preset's value)"
-    )
-    group.add_argument(
-        "--preset",
-        default="default",
-        help="build_pipeline preset: default or reference (default: default)",
-    )
-    group.add_argument(
-        "--n-members",
-        type=_count,
-        default=None,
-        help="networks in the ensemble (train: 5, search: 1 by default)",
-    )
-    group.add_argument(
-        "--max-epochs",
-        type=_count,
-        default=None,
-        help="training epochs per network",
-    )
-    group.add_argument(
-        "--batch-size", type=_count, default=None, help="mini-batch size"
-    )
-    group.add_argument(
-        "--duration",
-        type=float,
-        default=None,
-        help="seconds of audio per clip (padded or cropped)",
-    )
-    group.add_argument(
-        "--device", default=None, help="torch device: auto, cpu, cuda, cuda:1, ..."
-    )
-    group.add_argument(
-        "--set",
-        dest="settings",
-        action="append",
-        default=[],
-        type=_assignment,
-        metavar="PATH=VALUE",
-        help="any pipeline parameter by its scikit-learn path, "
-        "e.g. ensemble__net__lr=0.001 (repeatable; VALUE is a "
-        "Python literal or text)",
-    )
+def _build(args):
+    """Build the pipeline: the preset, then the demo's sizes, then the overrides."""
+    from genreclf import pipeline
 
-
-def _add_run_options(parser):
-    group = parser.add_argument_group("tracking")
-    group.add_argument(
-        "--experiment-name",
-        default=None,
-        help="MLflow experiment (created if needed); under "
-        "`mlflow run`, give it to `mlflow run` instead",
-    )
-    group.add_argument("--run-name", default=None, help="MLflow run name")
-    group.add_argument(
-        "--cache-dir",
-        default=".genreclf-cache",
-        help="folder for the MFCC cache, the demo audio and the "
-        "member checkpoints (default: .genreclf-cache)",
-    )
-    group.add_argument(
-        "--no-progress",
-        dest="progress",
-        action="store_false",
-        help="no progress bars or per-network lines",
-    )
-    group.add_argument(
-        "-v",
-        "--verbose",
-        action="store_const",
-        const=2,
-        default=1,
-        help="also print a table of epochs per network",
-    )
-
-
-def build_parser():
-    """Return the argument parser of the ``genreclf`` command.
-
-    Returns
-    -------
-    parser : argparse.ArgumentParser
-        With sub-commands ``train``, ``evaluate``, ``predict``, ``search`` and
-        ``download``.
-    """
-    from genreclf import __version__
-
-    parser = argparse.ArgumentParser(
-        prog="genreclf",
-        description="Music-genre classification: audio files -> MFCC -> CNN "
-        "ensemble, tracked in MLflow (MLFLOW_TRACKING_URI; default "
-        "sqlite:///mlflow.db).",
-    )
-    parser.add_argument(
-        "--version", action="version", version=f"genreclf {__version__}"
-    )
-    parser.add_argument(
-        "--debug", action="store_true", help="show the traceback of an error"
-    )
-    parser.add_argument(
-        "--tracking-uri",
-        default=None,
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
-        "else sqlite:///mlflow.db)",
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    train = commands.add_parser(
-        "train",
-        help="train and evaluate, tracked in MLflow",
-        description="Train the pipeline in one MLflow run (a nested run per "
-        "network), evaluate it on a held-out split and log it as a model.",
-    )
-    _add_data_options(train, "training data", eval_split=True)
-    _add_model_options(train)
-    _add_run_options(train)
-    train.add_argument(
-        "--checkpoint-dir",
-        default=None,
-        help="where each finished network is saved, in "
-        "<dir>/<run id>/ (default: <cache-dir>/checkpoints)",
-    )
-    train.add_argument(
-        "--resume",
-        metavar="RUN_ID_OR_DIR",
-        default=None,
-        help="reuse the networks saved by an interrupted run (its "
-        "run id or checkpoint folder); same settings required",
-    )
-    train.add_argument(
-        "--no-model",
-        dest="log_model",
-        action="store_false",
-        help="do not log the fitted pipeline as an MLflow model",
-    )
-
-    evaluate = commands.add_parser(
-        "evaluate",
-        help="evaluate a model on a dataset, tracked in MLflow",
-        description="Evaluate a logged model on a dataset in a new MLflow run: "
-        "accuracy, macro-F1, per-genre accuracy, confusion matrix.",
-    )
-    evaluate.add_argument(
-        "model",
-        metavar="MODEL",
-        help="runs:/<run id>/model, models:/<model id>, a model "
-        "folder or a pickled pipeline",
-    )
-    _add_data_options(
-        evaluate,
-        "evaluation data (a whole folder, the FMA split "
-        "given, or the demo's held-out part)",
-    )
-    _add_run_options(evaluate)
-
-    predict = commands.add_parser(
-        "predict",
-        help="print the genre of audio files",
-        description="Print the genre and the top probabilities of each file. "
-        "Unreadable files are reported at the end (exit status 1).",
-    )
-    predict.add_argument(
-        "model",
-        metavar="MODEL",
-        help="runs:/<run id>/model, models:/<model id>, a model "
-        "folder or a pickled pipeline",
-    )
-    predict.add_argument(
-        "inputs",
-        metavar="FILE_OR_FOLDER",
-        nargs="+",
-        help="audio files, or folders searched for them",
-    )
-    predict.add_argument(
-        "--format",
-        default="table",
-        choices=["table", "json", "csv"],
-        help="output format",
-    )
-    predict.add_argument(
-        "--top-k",
-        type=_count,
-        default=3,
-        help="probabilities shown per file (default: 3)",
-    )
-    predict.add_argument(
-        "--cache-dir", default=None, help="MFCC cache folder (default: a temporary one)"
-    )
-    predict.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="no progress bar"
-    )
-
-    search = commands.add_parser(
-        "search",
-        help="grid-search the batch size, tracked in MLflow",
-        description="GridSearchCV over ensemble__net__batch_size: one child run "
-        "per candidate; the best parameters, cv_results.csv, the refitted "
-        "best pipeline's evaluation and model on the parent run.",
-    )
-    _add_data_options(search, "training data", eval_split=True)
-    group = search.add_argument_group("search")
-    group.add_argument(
-        "--batch-sizes",
-        type=_int_list,
-        default=[5, 10, 20],
-        help="candidate batch sizes, comma-separated (default: 5,10,20)",
-    )
-    group.add_argument(
-        "--cv", type=int, default=3, help="stratified folds (default: 3)"
-    )
-    _add_model_options(search)
-    search.set_defaults(n_members=1)  # candidates compared on single networks
-    group.add_argument(
-        "--scheduler",
-        default=None,
-        help="run the candidates on a Dask cluster: tcp://HOST:PORT, a scheduler "
-        "file, or 'local' (2 local worker processes); each candidate's run is "
-        "then logged by its worker, so MLFLOW_TRACKING_URI must be a server the "
-        "workers reach",
-    )
-    _add_run_options(search)
-    search.add_argument(
-        "--no-model",
-        dest="log_model",
-        action="store_false",
-        help="do not log the best pipeline as an MLflow model",
-    )
-
-    download = commands.add_parser(
-        "download",
-        help="download a dataset (FMA)",
-        description="Download and unpack the Free Music Archive, verified "
-        "against its published SHA-1; an interrupted download resumes.",
-    )
-    download.add_argument("dataset", choices=["fma"], help="the dataset")
-    download.add_argument(
-        "--subset",
-        default="small",
-        choices=["small", "medium", "large", "full"],
-        help="FMA subset (default: small, 7.2 GiB)",
-    )
-    download.add_argument("--dest", default=".", help="destination folder")
-    download.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="no progress bars"
-    )
-    return parser
-
-
-# --------------------------------------------------------------------------- data
-
-
-def _splits(text):
-    if text is None or text.lower() in ("", "all"):
-        return None
-    parts = [s.strip() for s in text.split(",") if s.strip()]
-    return parts[0] if len(parts) == 1 else parts
-
-
-def _holdout(paths, y, test_size, random_state):
-    if not test_size:
-        return paths, y, None, None
-    from sklearn.model_selection import train_test_split
-
-    return tuple(
-        train_test_split(
-            paths, y, test_size=test_size, stratify=y, random_state=random_state
-        )
-    )
-
-
-def _demo_data(args):
-    from genreclf.datasets import make_synthetic
-
-    folder = os.path.join(args.cache_dir, "demo-audio")
-    return make_synthetic(
-        folder,
-        n_per_genre=DEMO["n_per_genre"],
-        duration=DEMO["duration"],
-        random_state=DEMO["random_state"],
-    )
-
-
-def _load_data(args, evaluation_only=False):
-    """Return ``(X, y, X_eval, y_eval, name)`` for the data options."""
-    from genreclf.datasets import load_fma, load_folder
-
-    test_size = 0.25 if args.test_size is None else args.test_size
-    if args.fma:
-        if evaluation_only:
-            split = _splits(args.split or "test")
-            X, y = load_fma(args.fma, subset=args.subset, split=split)
-            return None, None, X, y, f"fma_{args.subset}"
-        X, y = load_fma(
-            args.fma, subset=args.subset, split=_splits(args.split or "training")
-        )
-        X_eval = y_eval = None
-        if (args.eval_split or "test").lower() != "none":
-            X_eval, y_eval = load_fma(
-                args.fma, subset=args.subset, split=_splits(args.eval_split or "test")
-            )
-        return X, y, X_eval, y_eval, f"fma_{args.subset}"
-    if args.data:
-        X, y = load_folder(args.data)
-        name = os.path.basename(os.path.abspath(args.data))
-        if evaluation_only:
-            return None, None, X, y, name
-    else:
-        X, y = _demo_data(args)
-        name = "demo"
-    if len(X) == 0:
-        raise ValueError(f"{args.data or 'the demo'}: no audio files found")
-    X, X_eval, y, y_eval = _holdout(X, y, test_size, args.random_state)
-    if evaluation_only:
-        return None, None, X_eval, y_eval, name
-    return X, y, X_eval, y_eval, name
-
-
-# --------------------------------------------------------------------------- pipeline
-
-
-def _build(args, demo):
-    """Build the pipeline of the options: preset, then demo sizes, then overrides."""
-    from genreclf.pipeline import build_pipeline
-
-    options = dict(DEMO["options"]) if demo else {}
+    options = {}
+    if not (args.data or args.fma):  # the demo: its sizes, whatever the preset
+        options.update(pipeline.DEMO_OPTIONS)
     shortcuts = {
         "max_epochs": args.max_epochs,
         "batch_size": getattr(args, "batch_size", None),
@@ -512,7 +74,7 @@ def _build(args, demo):
     if args.device:
         kwargs["device"] = args.device
     try:
-        return build_pipeline(
+        return pipeline.build_pipeline(
             args.preset,
             memory=os.path.join(args.cache_dir, "mfcc"),
             random_state=args.random_state,
@@ -521,23 +83,16 @@ def _build(args, demo):
             **options,
         )
     except (ValueError, TypeError) as exc:
-        raise _UsageError(str(exc)) from None
-
-
-# --------------------------------------------------------------------------- commands
+        raise UsageError(str(exc)) from None
 
 
 def _cmd_train(args):
     from genreclf import tracking
 
-    pipeline = _build(args, demo=not (args.data or args.fma))
+    pipeline = _build(args)
     tracking.check_tracking_server()
-    X, y, X_eval, y_eval, name = _load_data(args)
+    X, y, X_eval, y_eval, name = _select(args)
     checkpoints = args.checkpoint_dir or os.path.join(args.cache_dir, "checkpoints")
-    resume = args.resume
-    if resume and not os.path.isdir(resume):
-        local = os.path.join(checkpoints, resume)
-        resume = local if os.path.isdir(local) else resume
     try:
         result = tracking.train_and_log(
             pipeline,
@@ -549,29 +104,28 @@ def _cmd_train(args):
             experiment_name=args.experiment_name,
             run_name=args.run_name,
             checkpoint_dir=checkpoints,
-            resume=resume,
+            resume=args.resume,
             skip_bad_files=args.skip_bad_files,
             log_model=args.log_model,
             progress=args.progress and args.verbose < 2,  # -v: tables of epochs
             check_server=False,
         )
-    except BaseException as exc:
-        if isinstance(exc, (KeyboardInterrupt, tracking.TrainingInterrupted)):
-            _report_interrupted(checkpoints)
+    except (KeyboardInterrupt, TrainingInterrupted) as exc:
+        _report_interrupted(exc, checkpoints)
         raise
     _print_result(result, "train")
     return 0
 
 
-def _report_interrupted(checkpoints):
-    import mlflow
-
-    run = mlflow.last_active_run()
-    if run is None:
+def _report_interrupted(exc, checkpoints):
+    """Say which run was killed, what it saved and how to continue it."""
+    run_id = getattr(exc, "run_id", None)  # set by genreclf.tracking.tracked_run
+    if run_id is None:
         return
-    run_id = run.info.run_id
+    from genreclf.ensemble import MEMBER_GLOB
+
     folder = os.path.join(checkpoints, run_id)
-    n = len(list(Path(folder).glob("member*.joblib")))
+    n = len(list(Path(folder).glob(MEMBER_GLOB)))
     print(
         f"genreclf: interrupted: run {run_id} marked KILLED; {n} finished "
         f"network(s) saved in {folder}; continue with --resume {run_id}",
@@ -593,9 +147,7 @@ def _cmd_evaluate(args):
     from genreclf import tracking
 
     tracking.check_tracking_server()
-    _, _, X, y, name = _load_data(args, evaluation_only=True)
-    if X is None or len(X) == 0:
-        raise ValueError("no evaluation data: give --data, --fma or a --test-size > 0")
+    _, _, X, y, name = _select(args, evaluation_only=True)
     result = tracking.evaluate_model(
         args.model,
         X,
@@ -615,9 +167,9 @@ def _cmd_search(args):
 
     from genreclf import tracking
 
-    pipeline = _build(args, demo=not (args.data or args.fma))
+    pipeline = _build(args)
     tracking.check_tracking_server()
-    X, y, X_eval, y_eval, name = _load_data(args)
+    X, y, X_eval, y_eval, name = _select(args)
     cv = StratifiedKFold(args.cv, shuffle=True, random_state=args.random_state)
     search = GridSearchCV(
         pipeline,
@@ -657,108 +209,25 @@ def _cmd_search(args):
     return 0
 
 
-def _expand_inputs(inputs):
-    from genreclf.datasets import AUDIO_EXTENSIONS
-
-    paths = []
-    for item in inputs:
-        if os.path.isdir(item):
-            found = []
-            for folder, dirs, files in os.walk(item):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found += [
-                    os.path.join(folder, f)
-                    for f in files
-                    if f.lower().endswith(AUDIO_EXTENSIONS) and not f.startswith(".")
-                ]
-            if not found:
-                raise FileNotFoundError(f"{item}: no audio files in this folder")
-            paths += sorted(found)
-        else:
-            paths.append(item)
-    return paths
-
-
-def _prediction_rows(pipeline, paths, top_k):
-    """Predict the readable files; return the rows and the unreadable files.
-
-    The files are decoded once: ``find_bad_files`` fills the feature cache that
-    ``predict_proba`` then reads.
-    """
-    import numpy as np
-
-    from genreclf.features import find_bad_files
-
-    bad = find_bad_files(paths, transformer=pipeline.steps[0][1])
-    failures = {str(p): reason for p, reason in bad.items()}
-    good = [p for p in paths if p not in failures]
-    rows = []
-    if good:
-        proba = np.asarray(pipeline.predict_proba(np.asarray(good, dtype=object)))
-        classes = [str(c) for c in pipeline.classes_]
-        for path, p in zip(good, proba, strict=True):
-            order = np.argsort(-p)[:top_k]
-            rows.append(
-                {
-                    "path": path,
-                    "genre": classes[int(np.argmax(p))],
-                    "top": [
-                        {"genre": classes[j], "probability": float(p[j])} for j in order
-                    ],
-                }
-            )
-    return rows, failures
-
-
-def _print_rows(rows, fmt, top_k):
-    if fmt == "json":
-        print(json.dumps(rows, indent=2))
-        return
-    if fmt == "csv":
-        import csv
-
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        header = ["path", "genre"]
-        for k in range(1, top_k + 1):
-            header += [f"genre_{k}", f"probability_{k}"]
-        writer.writerow(header)
-        for row in rows:
-            cells = [row["path"], row["genre"]]
-            for t in row["top"]:
-                cells += [t["genre"], f"{t['probability']:.4f}"]
-            writer.writerow(cells)
-        return
-    tops = [
-        ", ".join(f"{t['genre']} {t['probability']:.2f}" for t in row["top"])
-        for row in rows
-    ]
-    width = max([4] + [len(r["path"]) for r in rows])
-    gwidth = max([5] + [len(r["genre"]) for r in rows])
-    print(f"{'path':<{width}}  {'genre':<{gwidth}}  top-{top_k}")
-    for row, top in zip(rows, tops, strict=True):
-        print(f"{row['path']:<{width}}  {row['genre']:<{gwidth}}  {top}")
-
-
 def _cmd_predict(args):
     import tempfile
 
+    from genreclf.pipeline import STEP_NAMES
+    from genreclf.prediction import format_bad_files, format_predictions, predict_table
+    from genreclf.sources import find_audio_files
     from genreclf.tracking import load_pipeline
 
-    paths = _expand_inputs(args.inputs)
+    paths = find_audio_files(args.inputs)
     pipeline = load_pipeline(args.model)
-    top_k = min(args.top_k, len(pipeline.classes_))
+    pipeline.named_steps[STEP_NAMES[0]].set_params(verbose=int(args.progress))
     with contextlib.ExitStack() as stack:
         cache = args.cache_dir or stack.enter_context(tempfile.TemporaryDirectory())
-        pipeline.steps[0][1].set_params(memory=cache, verbose=int(args.progress))
-        rows, failures = _prediction_rows(pipeline, paths, top_k)
-    _print_rows(rows, args.format, top_k)
+        table = predict_table(pipeline, paths, memory=cache)
+    fmt = _PREDICT_FORMATS.get(args.format, args.format)
+    print(format_predictions(table, fmt, top_k=args.top_k), end="")
     sys.stdout.flush()
-    if failures:
-        listing = "; ".join(f"{p} ({r})" for p, r in failures.items())
-        print(
-            f"genreclf: error: {len(failures)} file(s) could not be read: {listing}",
-            file=sys.stderr,
-        )
+    if table.bad:
+        print(f"genreclf: error: {format_bad_files(table.bad)}", file=sys.stderr)
         return _EXIT_FAILURE
     return 0
 
@@ -785,15 +254,22 @@ _COMMANDS = {
 
 # --------------------------------------------------------------------------- main
 
+#: Errors reported as their message alone; others get their type's name too.
+_KNOWN_ERRORS = (GenreclfError, OSError, ValueError, RuntimeError)
+
 
 def _one_line(exc):
     text = str(exc).strip() or type(exc).__name__
-    from genreclf.audio import AudioLoadError
-
     if isinstance(exc, AudioLoadError):  # keep the list of files, one per line
         return text
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return " ".join(lines)
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _error_message(exc):
+    message = _one_line(exc)
+    if isinstance(exc, _KNOWN_ERRORS) or type(exc).__module__.split(".")[0] == "mlflow":
+        return message
+    return f"{type(exc).__name__}: {message} (--debug shows the traceback)"
 
 
 def main(argv=None):
@@ -820,7 +296,7 @@ def main(argv=None):
     if args.command is None:
         parser.print_help(sys.stderr)
         return _EXIT_USAGE
-    for name in _OPTIONAL_TEXT:  # MLproject passes '' for "not given"
+    for name in OPTIONAL_TEXT:
         if getattr(args, name, None) == "":
             setattr(args, name, None)
     if getattr(args, "data", None) and getattr(args, "fma", None):
@@ -831,6 +307,11 @@ def main(argv=None):
         return _EXIT_USAGE
     if args.tracking_uri:
         os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri
+    # glibc allocator settings measured by benchmarks/training.py (x1.4-1.5),
+    # for the command's own work, where the user has not set them
+    from genreclf._malloc import apply_malloc_settings
+
+    args.malloc_settings = apply_malloc_settings()
     # MLflow's bars for each small model download are noise next to ours
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
@@ -838,7 +319,7 @@ def main(argv=None):
             if not args.debug:
                 warnings.filterwarnings("ignore", module="mlflow")
             return _COMMANDS[args.command](args)
-    except _UsageError as exc:
+    except UsageError as exc:
         if args.debug:
             raise
         print(f"genreclf {args.command}: error: {exc}", file=sys.stderr)
@@ -848,27 +329,34 @@ def main(argv=None):
             raise
         print("genreclf: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:
+    except TrainingInterrupted as exc:
         if args.debug:
-            raise
-        from genreclf.audio import AudioLoadError
-
-        known = (OSError, ValueError, RuntimeError, AudioLoadError)
-        message = _one_line(exc)
-        if not isinstance(exc, known) and type(exc).__module__.split(".")[0] not in (
-            "mlflow",
-            "genreclf",
-        ):
-            message = f"{type(exc).__name__}: {message} (--debug shows the traceback)"
-        print(f"genreclf: error: {message}", file=sys.stderr)
-        return _EXIT_FAILURE
-    except BaseException as exc:
-        from genreclf.tracking import TrainingInterrupted
-
-        if not isinstance(exc, TrainingInterrupted) or args.debug:
             raise
         print(f"genreclf: {exc}", file=sys.stderr)
         return 128 + int(exc.signum)
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"genreclf: error: {_error_message(exc)}", file=sys.stderr)
+        return _EXIT_FAILURE
+
+
+def __getattr__(name):
+    # ``genreclf.cli.DEMO`` (until 0.x): the demo's settings now live where they
+    # are used, genreclf.sources.DEMO_DATA and genreclf.pipeline.DEMO_OPTIONS.
+    if name == "DEMO":
+        warnings.warn(
+            "genreclf.cli.DEMO is deprecated and will be removed in the next "
+            "release: use genreclf.sources.DEMO_DATA (the demo's data) and "
+            "genreclf.pipeline.DEMO_OPTIONS (its model settings)",
+            FutureWarning,
+            stacklevel=2,
+        )
+        from genreclf.pipeline import DEMO_OPTIONS
+        from genreclf.sources import DEMO_DATA
+
+        return {**DEMO_DATA, "options": dict(DEMO_OPTIONS)}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

@@ -8,20 +8,20 @@ every call, ready for ``pipeline.fit(paths, y)``.
   it is downloaded (see :func:`genreclf.download.download_fma`).
 - :func:`load_folder`: a folder per genre, the flat GTZAN naming
   ``<genre>.000NN.wav``, or a ``labels.csv`` next to the files.
-- :func:`make_synthetic`: the embedded demo dataset of generated music.
-- :func:`check_files`: find unreadable files before training; raise with the
-  full list, or skip them keeping ``paths`` and ``y`` aligned.
+
+The generated demo dataset, :func:`make_synthetic`, lives in
+:mod:`genreclf.synthetic`, and the bad-file screen, :func:`check_files`, in
+:mod:`genreclf.features`; both stay importable from here.
 """
 
 import csv
-import json
 import os
 import re
 import warnings
 
 import numpy as np
 
-from genreclf import _synthetic
+from genreclf.exceptions import DatasetWarning
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -62,18 +62,6 @@ GTZAN_GENRES = [
     "rock",
 ]
 
-#: The generated "genres" of :func:`make_synthetic`.
-SYNTHETIC_GENRES = (
-    "ambient",
-    "chiptune",
-    "folk",
-    "hiphop",
-    "noise",
-    "rock",
-    "swing",
-    "techno",
-)
-
 #: File extensions that :func:`load_folder` treats as audio (lower case).
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".ogg", ".flac", ".au", ".aif", ".aiff")
 
@@ -98,10 +86,6 @@ _FMA_COLUMNS = {
     "genre_top": ("track", "genre_top"),
 }
 _MAX_LISTED = 20
-
-
-class DatasetWarning(UserWarning):
-    """Warning about files that a loader left out (known-bad, missing, unlabelled)."""
 
 
 def _as_1d(values):
@@ -437,7 +421,7 @@ def load_folder(root, *, labels="auto", on_missing="warn"):
     See Also
     --------
     load_fma : The Free Music Archive with its official metadata.
-    make_synthetic : Generate a small labelled folder.
+    genreclf.synthetic.make_synthetic : Generate a small labelled folder.
 
     Examples
     --------
@@ -505,242 +489,26 @@ def load_folder(root, *, labels="auto", on_missing="warn"):
     return _as_1d([p for p, _ in pairs]), _as_1d([g for _, g in pairs])
 
 
-# ----------------------------------------------------------- bad-file screening
+# Imported on first use: genreclf.synthetic imports this module, and
+# genreclf.features (scikit-learn) is not needed to list files.
+_ELSEWHERE = {
+    "SYNTHETIC_GENRES": "genreclf.synthetic",
+    "make_synthetic": "genreclf.synthetic",
+    "check_files": "genreclf.features",
+}
 
 
-def check_files(paths, y=None, *, on_error="raise", transformer=None):
-    """Find unreadable audio files before training; raise or skip them.
-
-    Every file is decoded and turned into features once, through
-    ``transformer``'s cache (see :func:`genreclf.features.find_bad_files`), so
-    that the ``fit`` that follows reads the features from the cache.
-
-    Parameters
-    ----------
-    paths : array-like of shape (n_files,)
-        Audio file paths.
-    y : array-like of shape (n_files,) or None, default=None
-        Labels aligned with ``paths``.
-    on_error : {"raise", "skip"}, default="raise"
-        "raise": raise one error that lists every bad file and its reason.
-        "skip": warn (:class:`DatasetWarning`, naming the files) and return
-        the good files with their own labels.
-    transformer : MFCCTransformer or None, default=None
-        The feature extractor (and cache) that training will use; None uses
-        a default ``MFCCTransformer()``.
-
-    Returns
-    -------
-    paths : ndarray of shape (n_good,), dtype=object
-        The readable files, in their original order.
-    y : ndarray of shape (n_good,) or None
-        Their labels (the same rows as ``paths``); None when ``y`` is None.
-    bad : dict of str to str
-        ``{path: reason}`` for every file left out (empty when all are good).
-
-    Raises
-    ------
-    genreclf.features.FeatureExtractionError
-        With ``on_error="raise"`` when any file is bad; its message and
-        ``failures`` attribute list every bad file with the reason.
-    ValueError
-        ``paths`` and ``y`` differ in length, or ``on_error`` is invalid.
-
-    See Also
-    --------
-    genreclf.features.find_bad_files : The check itself (``{path: reason}``).
-
-    Examples
-    --------
-    >>> import os, tempfile, warnings
-    >>> from genreclf.datasets import check_files, make_synthetic
-    >>> from genreclf.features import MFCCTransformer
-    >>> folder = tempfile.mkdtemp()
-    >>> paths, y = make_synthetic(folder, n_per_genre=1, duration=0.2,
-    ...                           random_state=0, genres=["rock", "swing"])
-    >>> empty = os.path.join(folder, "empty.wav")
-    >>> open(empty, "wb").close()
-    >>> with warnings.catch_warnings():
-    ...     warnings.simplefilter("ignore")
-    ...     good, good_y, bad = check_files(
-    ...         [paths[0], empty, paths[1]], ["rock", "jazz", "swing"],
-    ...         on_error="skip", transformer=MFCCTransformer(duration=0.2))
-    >>> good_y.tolist(), bad == {empty: "empty file (0 bytes)"}
-    (['rock', 'swing'], True)
-    """
-    _check_option("on_error", on_error, ("raise", "skip"))
-    paths = _as_1d(np.asarray(paths, dtype=object).reshape(-1))
-    if y is not None:
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(paths):
-            raise ValueError(
-                f"paths and y must be 1-D of the same length, got {len(paths)} paths "
-                f"and y of shape {y.shape}"
-            )
-    from genreclf import features
-
-    bad = {
-        str(p): str(r) for p, r in features.find_bad_files(paths, transformer).items()
-    }
-    if not bad:
-        return paths, y, {}
-    listing = "\n".join(f"  {p}: {r}" for p, r in bad.items())
-    if on_error == "raise":
-        raise features.FeatureExtractionError(bad, n_files=len(set(paths)))
-    warnings.warn(
-        f"{len(bad)} of {len(paths)} files cannot be read and are skipped:\n{listing}",
-        DatasetWarning,
-        stacklevel=2,
-    )
-    keep = np.array([p not in bad for p in paths], dtype=bool)
-    return paths[keep], (None if y is None else y[keep]), bad
-
-
-# ------------------------------------------------------------------- synthetic
-
-_MANIFEST = ".genreclf-synthetic.json"
-
-
-def _entropy(random_state):
-    if isinstance(random_state, (int, np.integer)) and not isinstance(
-        random_state, bool
-    ):
-        if random_state < 0:
-            raise ValueError(f"random_state must be >= 0, got {random_state}")
-        return int(random_state)
-    from sklearn.utils import check_random_state
-
-    return int(check_random_state(random_state).randint(0, 2**31 - 1))
-
-
-def make_synthetic(
-    out_dir,
-    n_per_genre=20,
-    duration=5.0,
-    sr=22050,
-    random_state=None,
-    *,
-    genres=None,
-    format="wav",
-):
-    """Generate the embedded demo dataset: a few "genres" of synthetic music.
-
-    Eight generated styles that differ in rhythm, tempo, timbre and noise:
-
-    - ``ambient``: slow sine pads with vibrato over wind, no drums;
-    - ``chiptune``: fast square-wave arpeggios, pulse bass, crushed noise;
-    - ``folk``: plucked (Karplus-Strong) melodies and strummed chords;
-    - ``hiphop``: 80-96 BPM swung kick/snare patterns with a sub bass;
-    - ``noise``: irregular noise bands, chirps, click trains and clusters;
-    - ``rock``: distorted power-chord eighths, kick/snare backbeat;
-    - ``swing``: ride cymbal in swing time, walking bass, comping chords;
-    - ``techno``: four-on-the-floor kick, off-beat hats and bass, claps.
-
-    Each clip draws its own tempo, key, pattern, tone colour, gain and mixed
-    noise (12-35 dB SNR), so that the task is not trivial, yet a small CNN on
-    MFCCs learns it. Files are written as ``out_dir/<genre>/<genre>.000NN.<ext>``,
-    a layout that :func:`load_folder` reads.
-
-    Parameters
-    ----------
-    out_dir : str or path-like
-        The output folder (created if needed).
-    n_per_genre : int, default=20
-        Clips per genre.
-    duration : float, default=5.0
-        Length of each clip in seconds.
-    sr : int, default=22050
-        Sample rate in Hz.
-    random_state : int, RandomState instance or None, default=None
-        Seed. With an int, clip ``i`` of a genre is the same (byte for byte
-        for wav, flac and mp3) whatever ``n_per_genre`` and ``genres``, and files
-        already generated with the same settings are reused, not rewritten.
-    genres : sequence of str or None, default=None
-        A subset of :data:`SYNTHETIC_GENRES`; None generates all eight.
-    format : {"wav", "flac", "ogg", "mp3"}, default="wav"
-        Audio format: 16-bit PCM wav, or the others through ``soundfile``.
-
-    Returns
-    -------
-    paths : ndarray of shape (n_genres * n_per_genre,), dtype=object
-        Absolute file paths (``str``), sorted.
-    y : ndarray of shape (n_genres * n_per_genre,), dtype=object
-        The genre of each file (``str``).
-
-    Notes
-    -----
-    A manifest ``out_dir/.genreclf-synthetic.json`` records which settings
-    produced each file. Files from an earlier call that the current call does
-    not ask for are deleted, so ``load_folder(out_dir)`` returns the same
-    clips; other files in ``out_dir`` are never touched.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from genreclf.datasets import make_synthetic
-    >>> paths, y = make_synthetic(tempfile.mkdtemp(), n_per_genre=2,
-    ...                           duration=0.5, random_state=0)
-    >>> len(paths), y[0], y[-1]
-    (16, 'ambient', 'techno')
-    >>> paths[0].endswith("ambient.00000.wav")
-    True
-    """
-    genres = list(SYNTHETIC_GENRES if genres is None else genres)
-    unknown = sorted(set(genres) - set(SYNTHETIC_GENRES))
-    if unknown or not genres:
-        raise ValueError(
-            f"genres must be a non-empty subset of {list(SYNTHETIC_GENRES)}, "
-            f"got unknown {unknown or genres!r}"
-        )
-    _check_option("format", format, _synthetic.FORMATS)
-    if int(n_per_genre) != n_per_genre or n_per_genre < 1:
-        raise ValueError(f"n_per_genre must be a positive integer, got {n_per_genre!r}")
-    if not duration > 0:
-        raise ValueError(f"duration must be > 0 seconds, got {duration!r}")
-    if int(sr) != sr or sr < 1000:
-        raise ValueError(f"sr must be an integer sample rate >= 1000 Hz, got {sr!r}")
-    n_per_genre, sr = int(n_per_genre), int(sr)
-    n = int(round(duration * sr))
-    entropy = _entropy(random_state)
-
-    out_dir = os.path.abspath(os.fspath(out_dir))
-    os.makedirs(out_dir, exist_ok=True)
-    manifest_path = os.path.join(out_dir, _MANIFEST)
+def __getattr__(name):
     try:
-        with open(manifest_path, encoding="utf-8") as f:
-            old = json.load(f)["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        old = {}
+        module = _ELSEWHERE[name]
+    except KeyError:
+        raise AttributeError(
+            f"module 'genreclf.datasets' has no attribute {name!r}"
+        ) from None
+    from importlib import import_module
 
-    files = {}
-    pairs = []
-    for genre in sorted(genres):
-        os.makedirs(os.path.join(out_dir, genre), exist_ok=True)
-        g = SYNTHETIC_GENRES.index(genre)
-        for i in range(n_per_genre):
-            rel = f"{genre}/{genre}.{i:05d}.{format}"
-            path = os.path.join(out_dir, *rel.split("/"))
-            key = f"v{_synthetic.VERSION}:{entropy}:{g}:{i}:{n}:{sr}:{format}"
-            entry = old.get(rel)
-            if not (
-                isinstance(entry, dict)
-                and entry.get("key") == key
-                and os.path.isfile(path)
-                and os.path.getsize(path) == entry.get("size")
-            ):
-                seed = np.random.SeedSequence(entropy, spawn_key=(g, i))
-                x = _synthetic.synth_clip(genre, np.random.default_rng(seed), n, sr)
-                _synthetic.write_audio(path, x, sr, format)
-            files[rel] = {"key": key, "size": os.path.getsize(path)}
-            pairs.append((path, genre))
+    return getattr(import_module(module), name)
 
-    for rel in set(old) - set(files):  # ours, from an earlier call
-        stale = os.path.join(out_dir, *rel.split("/"))
-        if os.path.isfile(stale):
-            os.remove(stale)
-    tmp = manifest_path + f".tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"version": _synthetic.VERSION, "files": files}, f, indent=0)
-    os.replace(tmp, manifest_path)
-    pairs.sort()
-    return _as_1d([p for p, _ in pairs]), _as_1d([g for _, g in pairs])
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

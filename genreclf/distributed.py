@@ -35,14 +35,9 @@ import contextlib
 import os
 import socket
 import tempfile
-import time
 import uuid
 import warnings
 from numbers import Integral
-
-import numpy as np
-
-from genreclf._reports import CV_SUMMARY_KEYS, member_history
 
 __all__ = [
     "FORWARDED_ENV",
@@ -67,8 +62,6 @@ FORWARDED_ENV = (
 )
 _INSTALL_HINT = "pip install 'genreclf[dask]'"
 _PLUGIN_NAME = "genreclf-environ"
-_PARENT_TAG = "mlflow.parentRunId"
-_HISTORY_KEYS = ("train_loss", "valid_loss", "valid_acc")
 
 
 def _import_distributed():
@@ -404,130 +397,23 @@ def _digest(part):
     return joblib.hash(part)
 
 
-def _same(a, b):
-    """Whether two parameter values are equal (estimators by their params)."""
-    if hasattr(a, "get_params") and not isinstance(a, type):
-        if type(a) is not type(b):
-            return False
-        pa, pb = a.get_params(deep=False), b.get_params(deep=False)
-        return pa.keys() == pb.keys() and all(_same(pa[k], pb[k]) for k in pa)
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return bool(np.array_equal(a, b))
-    try:
-        return bool(a == b)
-    except Exception:  # noqa: BLE001 - incomparable means different
-        return False
+def _fold_digests(search, X, y, groups):
+    """Digest of each fold's test and train part -> the fold's index.
 
-
-def _value_text(value):
-    if hasattr(value, "get_params") and not isinstance(value, type):
-        return type(value).__name__
-    if isinstance(value, type) or (callable(value) and hasattr(value, "__qualname__")):
-        return f"{getattr(value, '__module__', '')}.{value.__qualname__}".lstrip(".")
-    return str(value)
-
-
-def _worker_name():
-    try:
-        from dask.distributed import get_worker
-
-        return get_worker().address
-    except (ImportError, ValueError):
-        return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _member_histories(estimator):
-    """Per-epoch history of each fitted member: ``{m: {epoch: {key: value}}}``."""
-    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    members = getattr(final, "estimators_", None)
-    if members is None:
-        members = [final]
-    histories = (member_history(m, _HISTORY_KEYS) for m in members)
-    return {m: rows for m, rows in enumerate(histories) if rows}
-
-
-class _CandidateScorer:
-    """A scorer that also logs each fold's score into its candidate's MLflow run.
-
-    It runs where scikit-learn scores a fitted candidate: in the worker that
-    trained it. It finds the candidate by the fitted estimator's parameters
-    and the fold by a digest of the part it scores, then writes
-    ``split<k>_test_score`` (or ``_train_score``), the worker's address (tag
-    ``genreclf.worker.split<k>``) and each member's per-epoch history
-    (``split<k>.member<m>.<key>``, step = epoch) into the candidate's child run.
-    A logging failure never fails the fit: :func:`fit_search` then logs the
-    missing scores from the client.
+    Returns ``(test_parts, train_parts)``: a worker recognises the fold it
+    scores by the digest of the part it is given.
     """
+    from sklearn.base import is_classifier
+    from sklearn.model_selection import check_cv
+    from sklearn.utils import _safe_indexing, indexable
 
-    def __init__(
-        self, scorer, tracking_uri, candidates, run_ids, test_parts, train_parts
-    ):
-        self.scorer = scorer
-        self.tracking_uri = tracking_uri
-        self.candidates = candidates
-        self.run_ids = run_ids
-        self.test_parts = test_parts
-        self.train_parts = train_parts
-
-    def __call__(self, estimator, X, y=None, **kwargs):
-        if y is None:
-            score = self.scorer(estimator, X, **kwargs)
-        else:
-            score = self.scorer(estimator, X, y, **kwargs)
-        try:
-            self._log(estimator, X, score)
-        except Exception as exc:  # noqa: BLE001 - logging must not lose a fit
-            warnings.warn(
-                f"could not log a fold score to MLflow at {self.tracking_uri} "
-                f"({type(exc).__name__}: {exc}); it is logged after the search",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        return score
-
-    def _candidate(self, estimator):
-        params = estimator.get_params(deep=True)
-        best, best_size = None, -1
-        for i, candidate in enumerate(self.candidates):
-            if len(candidate) > best_size and all(
-                k in params and _same(params[k], v) for k, v in candidate.items()
-            ):
-                best, best_size = i, len(candidate)
-        return best
-
-    def _log(self, estimator, X, score):
-        import mlflow
-        from mlflow.entities import Metric, RunTag
-
-        digest = _digest(X)
-        if digest in self.test_parts:
-            fold, kind = self.test_parts[digest], "test"
-        elif digest in self.train_parts:
-            fold, kind = self.train_parts[digest], "train"
-        else:
-            return  # not a part of this search's splits (e.g. a later .score())
-        index = self._candidate(estimator)
-        if index is None:
-            return
-        now = int(time.time() * 1000)
-        metrics = [Metric(f"split{fold}_{kind}_score", float(score), now, 0)]
-        tags = []
-        if kind == "test":
-            tags.append(RunTag(f"genreclf.worker.split{fold}", _worker_name()))
-            for m, rows in _member_histories(estimator).items():
-                metrics += [
-                    Metric(f"split{fold}.member{m}.{key}", value, now, epoch)
-                    for epoch, values in rows.items()
-                    for key, value in values.items()
-                ]
-        client = mlflow.MlflowClient(self.tracking_uri)
-        run_id = self.run_ids[index]
-        for start in range(0, len(metrics), 1000):  # MLflow's batch limit
-            client.log_batch(
-                run_id,
-                metrics=metrics[start : start + 1000],
-                tags=tags if start == 0 else [],
-            )
+    Xi, yi, gi = indexable(X, y, groups)
+    cv = check_cv(search.cv, yi, classifier=is_classifier(search.estimator))
+    test_parts, train_parts = {}, {}
+    for k, (train, test) in enumerate(cv.split(Xi, yi, gi)):
+        test_parts[_digest(_safe_indexing(Xi, test))] = k
+        train_parts[_digest(_safe_indexing(Xi, train))] = k
+    return test_parts, train_parts
 
 
 def fit_search(
@@ -544,7 +430,9 @@ def fit_search(
     ``cv_results_`` summary (``mean_test_score``, ``std_test_score``,
     ``rank_test_score``, fit and score times) is added and the child runs end
     ``FINISHED`` (``FAILED`` for a candidate without a finite score). The
-    result looks the same whatever ran the search.
+    runs are written by :class:`genreclf.tracking.search.CandidateRuns`, as
+    those of :func:`genreclf.tracking.log_search`, so the result looks the
+    same whatever ran the search.
 
     Parameters
     ----------
@@ -590,12 +478,10 @@ def fit_search(
     the clips it holds. Folds they cannot recognise are logged from the
     client after the search, as are scores a worker failed to send.
     """
-    import mlflow
-    from mlflow.entities import Metric, Param
-    from sklearn.base import is_classifier
     from sklearn.metrics import check_scoring
-    from sklearn.model_selection import check_cv
-    from sklearn.utils import _safe_indexing, indexable
+
+    from genreclf.exceptions import TrainingInterrupted
+    from genreclf.tracking.search import CandidateRuns, CandidateScorer
 
     candidates = _candidates(search)
     scoring = search.scoring
@@ -604,49 +490,24 @@ def fit_search(
             "fit_search supports one scoring metric, got "
             f"{type(scoring).__name__} {scoring!r}"
         )
-    if parent_run_id is None:
-        active = mlflow.active_run()
-        if active is None:
-            raise ValueError("no parent_run_id given and no active MLflow run")
-        parent_run_id = active.info.run_id
-    tracking_uri = tracking_uri or mlflow.get_tracking_uri()
-    client = mlflow.MlflowClient(tracking_uri)
-    experiment_id = client.get_run(parent_run_id).info.experiment_id
-
-    Xi, yi, gi = indexable(X, y, groups)
-    cv = check_cv(search.cv, yi, classifier=is_classifier(search.estimator))
-    test_parts, train_parts = {}, {}
-    n_splits = 0
-    for k, (train, test) in enumerate(cv.split(Xi, yi, gi)):
-        test_parts[_digest(_safe_indexing(Xi, test))] = k
-        train_parts[_digest(_safe_indexing(Xi, train))] = k
-        n_splits += 1
-
-    run_ids = []
-    for i, candidate in enumerate(candidates):
-        run = client.create_run(
-            experiment_id,
-            run_name=f"candidate-{i}",
-            tags={_PARENT_TAG: parent_run_id, "genreclf.candidate_index": str(i)},
-        )
-        params = [Param(k, _value_text(v)[:6000]) for k, v in sorted(candidate.items())]
-        client.log_batch(run.info.run_id, params=params)
-        run_ids.append(run.info.run_id)
-
-    scorer = _CandidateScorer(
+    runs = CandidateRuns(candidates, parent_run_id, tracking_uri)
+    test_parts, train_parts = _fold_digests(search, X, y, groups)
+    runs.create()
+    scorer = CandidateScorer(
         check_scoring(search.estimator, scoring),
-        tracking_uri,
+        runs.tracking_uri,
         candidates,
-        run_ids,
+        runs.run_ids,
         test_parts,
         train_parts,
+        _digest,
     )
     status = "FAILED"
     try:
         search.set_params(scoring=scorer)
         search.fit(X, y, groups=groups, **fit_params)
         status = "FINISHED"
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, TrainingInterrupted):
         status = "KILLED"
         raise
     finally:
@@ -654,44 +515,5 @@ def fit_search(
         if getattr(search, "scorer_", None) is scorer:
             search.scorer_ = scorer.scorer
         if status != "FINISHED":
-            for run_id in run_ids:
-                with contextlib.suppress(Exception):
-                    client.set_terminated(run_id, status)
-    _finish_candidate_runs(client, search.cv_results_, run_ids, n_splits, Metric)
-    return run_ids
-
-
-def _finish_candidate_runs(client, results, run_ids, n_splits, Metric):
-    """Log the ``cv_results_`` summary (and missing fold scores), end the runs."""
-    if len(results["params"]) != len(run_ids):
-        raise RuntimeError(
-            f"the search evaluated {len(results['params'])} candidates but "
-            f"{len(run_ids)} were expected"
-        )
-    now = int(time.time() * 1000)
-    for i, run_id in enumerate(run_ids):
-        logged = client.get_run(run_id).data.metrics
-        keys = list(CV_SUMMARY_KEYS)
-        missing = 0
-        for k in range(n_splits):
-            for kind in ("test", "train"):
-                key = f"split{k}_{kind}_score"
-                if key in results and key not in logged:
-                    keys.append(key)
-                    missing += kind == "test"
-        metrics = [
-            Metric(key, float(results[key][i]), now, 0)
-            for key in keys
-            if key in results and np.isfinite(float(results[key][i]))
-        ]
-        where = (
-            "workers"
-            if missing == 0
-            else "client"
-            if missing == n_splits
-            else ("workers+client")
-        )
-        client.log_batch(run_id, metrics=metrics)
-        client.set_tag(run_id, "genreclf.fold_scores_logged_by", where)
-        finite = np.isfinite(float(results["mean_test_score"][i]))
-        client.set_terminated(run_id, "FINISHED" if finite else "FAILED")
+            runs.end(status)
+    return runs.finish(search.cv_results_)

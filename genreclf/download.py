@@ -14,6 +14,9 @@ import re
 import shutil
 import zipfile
 
+from genreclf._files import atomic_write
+from genreclf.exceptions import ChecksumError, DownloadError
+
 __all__ = [
     "FMA_BASE_URL",
     "FMA_SHA1",
@@ -38,14 +41,6 @@ FMA_SHA1 = {
 
 _SUBSETS = ("small", "medium", "large", "full")
 _CHUNK = 1 << 20
-
-
-class DownloadError(OSError):
-    """A download failed (HTTP error, lost connection, incomplete transfer)."""
-
-
-class ChecksumError(ValueError):
-    """A downloaded file does not match its published checksum."""
 
 
 def _free_bytes(folder):
@@ -166,6 +161,14 @@ class ResumableHTTPDownloader:
                     total = self._receive(r, part, start)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
             size = os.path.getsize(part) if os.path.isfile(part) else 0
+            if not size:  # nothing arrived, so nothing is kept
+                if os.path.isfile(part):
+                    os.remove(part)
+                raise DownloadError(
+                    f"{url}: cannot download ({_reason(err)}); nothing was "
+                    "received: check the network connection (or proxy) and run "
+                    "the command again"
+                ) from err
             raise DownloadError(
                 f"{url}: download interrupted after {size} bytes ({err}); they are "
                 f"kept in {part} and the next run resumes from there"
@@ -232,6 +235,16 @@ class ResumableHTTPDownloader:
         return total
 
 
+def _reason(err):
+    """The innermost cause of a requests/urllib3 error, in a few words."""
+    cause, seen = err, {id(err)}
+    while cause.__context__ is not None and id(cause.__context__) not in seen:
+        cause = cause.__context__
+        seen.add(id(cause))
+    text = " ".join(str(cause).split()) or type(cause).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
 def _chunks(r, size):
     """Yield the body of response ``r`` as it arrives.
 
@@ -291,20 +304,14 @@ def _unpack(archive, dest, progress):
             disable=not progress,
         ):
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            tmp = target + ".part"
             try:
-                with zf.open(info) as src, open(tmp, "wb") as dst:
+                with zf.open(info) as src, atomic_write(target) as dst:
                     shutil.copyfileobj(src, dst, _CHUNK)
-                os.replace(tmp, target)
             except OSError as err:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
                 if err.errno == errno.ENOSPC:
                     raise _disk_full(err, target, f"unpacking {archive}") from err
                 raise
             except (zipfile.BadZipFile, EOFError) as err:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
                 raise ChecksumError(
                     f"{archive}: member {info.filename} is corrupt ({err})"
                 ) from err
@@ -466,10 +473,8 @@ def download_fma(
                 continue
             archive = _fetch(name, base_url + name, dest, sha1, progress, timeout)
             top = _unpack(archive, dest, progress)
-            marker = _marker_path(dest, name)
-            with open(marker + ".tmp", "w", encoding="utf-8") as f:
+            with atomic_write(_marker_path(dest, name), "w") as f:
                 json.dump({"sha1": sha1, "top": top}, f)
-            os.replace(marker + ".tmp", marker)
             if not keep_archives:
                 os.remove(archive)
     finally:

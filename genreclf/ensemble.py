@@ -19,14 +19,39 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import VotingClassifier
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import Bunch, check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["GenreEnsemble"]
+from genreclf._files import atomic_write
 
-_MANIFEST = "ensemble.json"
+__all__ = ["MANIFEST", "MEMBER_GLOB", "GenreEnsemble", "member_filename"]
+
+#: File of a checkpoint folder that records the fit's fingerprint and seeds.
+MANIFEST = "ensemble.json"
+#: Glob pattern that matches every member file of a checkpoint folder.
+MEMBER_GLOB = "member*.joblib"
+
+
+def member_filename(index):
+    """Name of member ``index``'s file in a checkpoint folder.
+
+    Parameters
+    ----------
+    index : int
+        Position of the member (0-based).
+
+    Returns
+    -------
+    name : str
+
+    Examples
+    --------
+    >>> member_filename(2)
+    'member2.joblib'
+    """
+    return f"member{int(index)}.joblib"
 
 
 def _fit_member(member, X, y, fit_params):
@@ -34,13 +59,6 @@ def _fit_member(member, X, y, fit_params):
     start = time.perf_counter()
     member.fit(X, y, **fit_params)
     return member, time.perf_counter() - start
-
-
-def _replace_file(path, write):
-    """Write through a temporary file, so a killed process leaves no half file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 class GenreEnsemble(VotingClassifier):
@@ -125,13 +143,16 @@ class GenreEnsemble(VotingClassifier):
     4
     """
 
+    # VotingClassifier's constraints of the options kept, plus GenreEnsemble's.
     _parameter_constraints: dict = {
+        **{
+            name: constraint
+            for name, constraint in VotingClassifier._parameter_constraints.items()
+            if name in ("voting", "n_jobs", "verbose")
+        },
         "net": [HasMethods(["fit", "predict"]), None],
         "n_members": [Interval(Integral, 1, None, closed="left")],
-        "voting": [StrOptions({"soft", "hard"})],
         "random_state": ["random_state"],
-        "n_jobs": [Integral, None],
-        "verbose": ["verbose"],
         "member_callback": [callable, None],
         "checkpoint_dir": [str, os.PathLike, None],
         "resume": ["boolean"],
@@ -231,7 +252,7 @@ class GenreEnsemble(VotingClassifier):
         )
 
     def _checkpoint_path(self, index):
-        return Path(self.checkpoint_dir) / f"member{index}.joblib"
+        return Path(self.checkpoint_dir) / member_filename(index)
 
     def _load_checkpoint(self, index, fingerprint, seed):
         path = self._checkpoint_path(index)
@@ -257,7 +278,7 @@ class GenreEnsemble(VotingClassifier):
         except OSError as exc:
             raise OSError(f"checkpoint_dir {folder} cannot be created: {exc}") from exc
         fingerprint = self._fingerprint(X, y)
-        manifest = folder / _MANIFEST
+        manifest = folder / MANIFEST
         if self.resume and self.random_state is None and manifest.is_file():
             try:
                 saved = json.loads(manifest.read_text())
@@ -268,7 +289,8 @@ class GenreEnsemble(VotingClassifier):
                     seeds[:] = [int(s) for s in saved["seeds"]]
         record = json.dumps({"fingerprint": fingerprint, "seeds": seeds})
         try:  # before any training: an unwritable folder fails fast
-            _replace_file(manifest, lambda tmp: tmp.write_text(record))
+            with atomic_write(manifest, "w") as f:
+                f.write(record)
         except OSError as exc:
             raise OSError(f"checkpoint_dir {folder} is not writable: {exc}") from exc
         return fingerprint
@@ -345,9 +367,8 @@ class GenreEnsemble(VotingClassifier):
                     "seed": seeds[i],
                     "estimator": member,
                 }
-                _replace_file(
-                    self._checkpoint_path(i), lambda tmp, s=saved: joblib.dump(s, tmp)
-                )
+                with atomic_write(self._checkpoint_path(i)) as f:
+                    joblib.dump(saved, f)
             self._finished(i, member, f"fitted in {seconds:.1f} s")
         self.estimators_ = members
         self.named_estimators_ = Bunch(

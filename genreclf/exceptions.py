@@ -26,6 +26,7 @@ __all__ = [
     "GenreclfWarning",
     "TrackingServerError",
     "TrainingInterrupted",
+    "UsageError",
 ]
 
 
@@ -136,6 +137,10 @@ class TrackingServerError(GenreclfError, RuntimeError):
     """The MLflow tracking server (or store) cannot be reached."""
 
 
+class UsageError(GenreclfError, ValueError):
+    """A bad combination of command-line options or settings (exit status 2)."""
+
+
 class DownloadError(GenreclfError, OSError):
     """A download failed (HTTP error, lost connection, incomplete transfer)."""
 
@@ -155,10 +160,19 @@ class TrainingInterrupted(GenreclfError):
     ----------
     signum : int
         The signal received.
+
+    Attributes
+    ----------
+    signum : int
+        The signal received.
+    run_id : str or None
+        The MLflow run that the interrupt ended (marked KILLED), when it
+        happened inside a tracked run; None otherwise.
     """
 
     def __init__(self, signum):
         self.signum = signum
+        self.run_id = None
         super().__init__(f"interrupted by {signal.Signals(signum).name}")
 
     def __reduce__(self):

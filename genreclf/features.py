@@ -3,32 +3,41 @@
 :class:`MFCCTransformer` turns a 1-D array of file paths into MFCC images of one
 width, ``(n_clips, 1, n_mfcc, n_frames)`` float32, decoding each clip once and
 caching the result on disk. :class:`MFCCStandardizer` scales every coefficient
-to zero mean and unit variance. :func:`find_bad_files` lists the clips that
-cannot be decoded, so that a dataset can be checked (and cached) before any
-training.
+to zero mean and unit variance. :func:`check_files`, the one bad-file screen
+of the package, and :func:`find_bad_files` list the clips that cannot be
+decoded, so that a dataset can be checked (and cached) before any training.
+
+The kernel that workers run is in :mod:`genreclf._mfcc`, the cache format in
+:mod:`genreclf._mfcc_cache`, the dispatch between them in
+:mod:`genreclf._mfcc_extract`.
 """
 
-import hashlib
-import json
-import math
 import os
-import tempfile
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+)
 
-from genreclf import _mfcc
+from genreclf import _mfcc_extract
 from genreclf._mfcc import compute_mfcc
-from genreclf.audio import DEFAULT_SR, AudioLoadError
+from genreclf._scaling import MFCCStandardizer
+from genreclf.audio import DEFAULT_SR
+from genreclf.datasets import _as_1d
+from genreclf.exceptions import DatasetWarning, FeatureExtractionError
 
 __all__ = [
     "DEFAULT_DURATION",
     "FeatureExtractionError",
     "MFCCStandardizer",
     "MFCCTransformer",
+    "check_files",
     "compute_mfcc",
     "find_bad_files",
 ]
@@ -37,7 +46,6 @@ __all__ = [
 #: (the reference study used 1231 frames of about 28.5 s).
 DEFAULT_DURATION = 28.56
 
-_CACHE_ROOT = "genreclf-mfcc"
 _OUTPUT_PARAMS = (
     "sr",
     "n_mfcc",
@@ -48,6 +56,8 @@ _OUTPUT_PARAMS = (
     "offset",
     "pad",
     "loudness",
+    "normalize",
+    "features",
 )
 #: ``MFCCTransformer(loudness=...)``: None keeps each recording's level;
 #: ``"rms"`` scales every clip to the same RMS level first.
@@ -55,94 +65,32 @@ LOUDNESS_MODES = (None, "rms")
 #: How a clip shorter than ``duration`` is filled: with silence, or with
 #: itself repeated (see ``MFCCTransformer(pad=...)``).
 PAD_MODES = ("zeros", "wrap")
-_BATCH = 8  # clips per worker task: few round trips, results still stream
+#: ``MFCCTransformer(normalize=...)``: None, or ``"cmvn"``, per-clip cepstral
+#: mean and variance normalisation.
+NORMALIZE_MODES = (None, "cmvn")
+#: ``MFCCTransformer(features=...)``: MFCCs, or the log-mel bands they come from.
+FEATURE_KINDS = ("mfcc", "logmel")
 
 
-class FeatureExtractionError(AudioLoadError):
-    """One or more clips could not be decoded; lists every bad file.
-
-    Parameters
-    ----------
-    failures : dict of str to str
-        Path of every bad file -> the reason it failed.
-    n_files : int or None, default=None
-        Number of distinct files that were asked for, for the message.
-
-    Attributes
-    ----------
-    failures : dict of str to str
-        Path of every bad file -> the reason it failed.
-    path : str
-        The first bad file.
-    reason : str
-        The first bad file's reason.
-
-    Examples
-    --------
-    >>> err = FeatureExtractionError({"a.mp3": "empty file (0 bytes)"}, n_files=3)
-    >>> print(err)
-    1 of 3 audio files could not be read:
-      a.mp3: empty file (0 bytes)
-    >>> err.failures
-    {'a.mp3': 'empty file (0 bytes)'}
-    """
-
-    def __init__(self, failures, n_files=None):
-        self.failures = dict(failures)
-        self.n_files = n_files
-        first = next(iter(self.failures.items()), (None, "no failures"))
-        self.path, self.reason = first
-        total = "" if n_files is None else f" of {n_files}"
-        lines = "\n".join(f"  {p}: {r}" for p, r in self.failures.items())
-        ValueError.__init__(
-            self,
-            f"{len(self.failures)}{total} audio files could not be read:\n{lines}",
-        )
-
-    def __reduce__(self):
-        return (type(self), (self.failures, self.n_files))
-
-
-def _cache_location(memory):
-    """Return the folder that ``memory`` (None, path or joblib.Memory) names."""
-    if memory is None:
-        return None
-    if isinstance(memory, (str, os.PathLike)):
-        return os.path.expanduser(os.fspath(memory))
-    location = getattr(memory, "location", None)
-    if location is None and hasattr(memory, "cachedir"):  # pragma: no cover
-        location = memory.cachedir
-    if location is None and not hasattr(memory, "cache"):
-        raise TypeError(
-            "memory must be None, a folder path or a joblib.Memory, "
-            f"got {type(memory).__name__}"
-        )
-    return None if location is None else os.fspath(location)
-
-
-def _paths_array(X):
-    """Validate X as a 1-D sequence of paths; return a list of str."""
-    if isinstance(X, (str, bytes, os.PathLike)):
-        raise ValueError(
-            "X must be a 1-D array-like of file paths, got a single path; "
-            "wrap it in a list"
-        )
-    arr = np.asarray(X, dtype=object)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise ValueError(
-            f"X must be a 1-D array-like of file paths, got shape {arr.shape}"
-        )
-    paths = []
-    for item in arr:
-        if not isinstance(item, (str, os.PathLike)):
-            raise TypeError(
-                "X must hold file paths (str or path-like), "
-                f"got {type(item).__name__}: {item!r}"
+def _reject_bools(estimator, names):
+    """Refuse True/False for numeric parameters (``Interval`` accepts them)."""
+    for name in names:
+        value = getattr(estimator, name)
+        if isinstance(value, (bool, np.bool_)):
+            allowed = " or ".join(
+                str(c) for c in estimator._parameter_constraints[name]
             )
-        paths.append(os.fspath(item))
-    return paths
+            raise InvalidParameterError(
+                f"The {name!r} parameter of {type(estimator).__name__} must be "
+                f"{allowed}, not a bool. Got {value!r} instead."
+            )
+
+
+def _raise_failures(X, failures):
+    """Raise one FeatureExtractionError listing ``failures``, if any."""
+    if failures:
+        n_files = len(set(_mfcc_extract.paths_array(X)))
+        raise FeatureExtractionError(failures, n_files=n_files)
 
 
 # --------------------------------------------------------------------------
@@ -150,7 +98,7 @@ def _paths_array(X):
 
 
 class MFCCTransformer(TransformerMixin, BaseEstimator):
-    """Audio file paths -> MFCC images of one width, cached on disk.
+    """Audio file paths -> MFCC images, cached on disk.
 
     Each clip is decoded with :func:`genreclf.audio.load_audio` (only the
     ``duration`` seconds from ``offset``), resampled to ``sr``, padded
@@ -158,6 +106,12 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
     ``librosa.feature.mfcc`` with the same parameters. With ``memory`` set,
     every clip's MFCCs are stored on disk, so that a second ``transform`` of
     the same files decodes nothing.
+
+    With ``duration=None`` every clip keeps its real length and the output
+    is a :class:`~genreclf.clips.ClipFeatures`, one sample per clip, which
+    refers to the cache entries (memory-mapped, read a window at a time)
+    when there is a ``memory``, so that the features of a large dataset are
+    never all in memory.
 
     Parameters
     ----------
@@ -171,9 +125,11 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
         Samples between successive frames.
     n_mels : int, default=128
         Number of mel bands.
-    duration : float, default=DEFAULT_DURATION
+    duration : float or None, default=DEFAULT_DURATION
         Seconds every clip is padded or cropped to; the 28.56 s default
-        gives 1230 frames at 22050 Hz and hop 512.
+        gives 1230 frames at 22050 Hz and hop 512. None: every clip keeps
+        its real length from ``offset`` (at least one frame), and the output
+        is a :class:`~genreclf.clips.ClipFeatures`.
     offset : float, default=0.0
         Seconds skipped at the start of every clip.
     pad : {"zeros", "wrap"}, default="zeros"
@@ -188,6 +144,29 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
         scaled to the same RMS level (-20 dBFS) first, so the same music
         played louder or softer gives the same MFCCs (a gain moves only
         c0, and this removes it); silent clips are left as they are.
+    normalize : {None, "cmvn"}, default=None
+        None: features as computed. ``"cmvn"``: cepstral mean and variance
+        normalisation per clip: every coefficient of a clip is moved to zero
+        mean and unit variance over that clip's frames (its output frames,
+        padding included, with a float ``duration``). A fixed equalisation or
+        channel adds a constant to each coefficient, which this removes, as
+        it removes the level; it also removes each clip's average timbre.
+    features : {"mfcc", "logmel"}, default="mfcc"
+        ``"mfcc"``: ``n_mfcc`` MFCCs per frame. ``"logmel"``: the ``n_mels``
+        log-mel bands in dB that the MFCCs are the DCT of (``n_mfcc`` is then
+        unused); the output has ``n_mels`` rows.
+    augment : int, default=0
+        Training augmentation (needs ``duration=None``): ``fit_transform``
+        adds this many variants of every clip, each computed from the clip's
+        waveform after a random change of production (speed +-6 %, tilt,
+        low- and high-pass equalisation, white noise at 10-30 dB SNR, MP3
+        re-encoding, gain of -20 to +6 dB; see ``ClipFeatures.n_variants``).
+        ``transform`` (prediction) never adds any. Variants are cached like
+        the clips, keyed by the file, the settings, the variant and
+        ``augment_seed``, so each is computed once.
+    augment_seed : int, default=0
+        Seed of the variants: the same seed gives the same variants in every
+        process.
     memory : None, str, path-like or joblib.Memory, default=None
         Folder of the on-disk cache (a ``joblib.Memory`` gives its location).
         None disables caching.
@@ -200,8 +179,9 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    n_frames_ : int
-        Width of the output (frames per clip), set by ``fit``.
+    n_frames_ : int or None
+        Width of the output (frames per clip), set by ``fit``; None with
+        ``duration=None``.
 
     See Also
     --------
@@ -214,16 +194,35 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
     The cache lives in ``<memory>/genreclf-mfcc/v<version>-<hash>/``, where
     the hash covers every parameter that changes the output (``sr``,
     ``n_mfcc``, ``n_fft``, ``hop_length``, ``n_mels``, ``duration``,
-    ``offset``, ``pad``, ``loudness``). An entry is keyed by the file's
+    ``offset``, ``pad``, ``loudness``, ``normalize``, ``features``; an
+    option at its default is left out of the hash, so the folders made
+    before it existed stay valid). Variants of ``augment`` live in a folder
+    of their own, whose hash adds the seed and the recipe's version. An entry is keyed by the file's
     absolute path, size and modification time, so an edited file is decoded
     again. Entries are written to a temporary file and renamed, so processes
-    can share one cache; each
-    carries a checksum, and a damaged entry is reported with a warning and
-    recomputed. A cache folder that cannot be created or written is reported
-    with a warning and the features are computed without it.
+    can share one cache; each carries a checksum, and a damaged entry is
+    reported with a warning and recomputed. A cache folder that cannot be
+    created or written is reported with a warning and the features are
+    computed without it.
+
+    The window and the mel filterbank come from librosa
+    (``librosa.filters.get_window``, ``librosa.filters.mel``), built once per
+    parameter set in this process; with ``n_jobs > 1`` the workers receive
+    them and import neither librosa nor scikit-learn.
+
+    Parameters are validated by ``fit`` and ``transform`` against
+    ``_parameter_constraints``; an invalid value raises
+    ``sklearn.utils._param_validation.InvalidParameterError`` (a
+    ``ValueError`` and a ``TypeError``) naming the parameter and the allowed
+    values.
 
     When some files cannot be decoded, the others are still extracted (and
     cached) and then one :class:`FeatureExtractionError` lists every bad file.
+
+    ``fit_transform`` with ``augment > 0`` differs from ``fit().transform()``
+    on purpose: it is what the training step of a pipeline calls, while
+    ``predict`` and ``score`` call ``transform``, so only training sees the
+    variants.
 
     Examples
     --------
@@ -237,6 +236,9 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
     ((2, 1, 20, 44), dtype('float32'))
     >>> mfcc.n_frames_
     44
+    >>> clips = MFCCTransformer(duration=None).fit_transform([path])
+    >>> clips.shape, clips.n_frames.tolist()
+    ((1,), [44])
     """
 
     def __init__(
@@ -250,6 +252,10 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
         offset=0.0,
         pad="zeros",
         loudness=None,
+        normalize=None,
+        features="mfcc",
+        augment=0,
+        augment_seed=0,
         memory=None,
         n_jobs=None,
         verbose=0,
@@ -263,52 +269,64 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
         self.offset = offset
         self.pad = pad
         self.loudness = loudness
+        self.normalize = normalize
+        self.features = features
+        self.augment = augment
+        self.augment_seed = augment_seed
         self.memory = memory
         self.n_jobs = n_jobs
         self.verbose = verbose
+
+    _parameter_constraints = {
+        "sr": [Interval(Integral, 1, None, closed="left")],
+        "n_mfcc": [Interval(Integral, 1, None, closed="left")],
+        "n_fft": [Interval(Integral, 1, None, closed="left")],
+        "hop_length": [Interval(Integral, 1, None, closed="left")],
+        "n_mels": [Interval(Integral, 1, None, closed="left")],
+        "duration": [None, Interval(Real, 0, np.inf, closed="neither")],
+        "offset": [Interval(Real, 0, np.inf, closed="left")],
+        "pad": [StrOptions(set(PAD_MODES))],
+        "loudness": [None, StrOptions({"rms"})],
+        "normalize": [None, StrOptions({"cmvn"})],
+        "features": [StrOptions(set(FEATURE_KINDS))],
+        "augment": [Interval(Integral, 0, None, closed="left")],
+        "augment_seed": [Interval(Integral, 0, None, closed="left")],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
+        "n_jobs": [None, Integral],
+        "verbose": ["verbose"],
+    }
 
     # -- parameters --------------------------------------------------------
 
     def _params(self):
         """Validate and return the parameters that change the output."""
-        for name in ("sr", "n_mfcc", "n_fft", "hop_length", "n_mels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name, low in (("duration", None), ("offset", 0.0)):
-            value = getattr(self, name)
-            ok = isinstance(value, Real) and not isinstance(value, bool)
-            ok = (
-                ok
-                and math.isfinite(value)
-                and (value > 0 if low is None else value >= 0)
-            )
-            if not ok:
-                kind = "positive" if low is None else "non-negative"
-                raise ValueError(f"{name} must be a {kind} number, got {value!r}")
+        self._validate_params()
+        _reject_bools(self, (*_OUTPUT_PARAMS[:7], "augment", "augment_seed"))
         if self.n_mfcc > self.n_mels:
-            raise ValueError(
+            raise InvalidParameterError(
+                "The 'n_mfcc' parameter of MFCCTransformer must be <= n_mels: "
                 f"n_mfcc ({self.n_mfcc}) cannot exceed n_mels ({self.n_mels})"
             )
-        if self.pad not in PAD_MODES:
-            raise ValueError(f"pad must be one of {PAD_MODES}, got {self.pad!r}")
-        if self.loudness not in LOUDNESS_MODES:
-            raise ValueError(
-                f"loudness must be one of {LOUDNESS_MODES}, got {self.loudness!r}"
+        if self.augment and self.duration is not None:
+            raise InvalidParameterError(
+                "The 'augment' parameter of MFCCTransformer needs duration=None: "
+                f"augment={self.augment} adds variants of clips kept at their real "
+                f"length, got duration={self.duration!r}"
             )
-        optional = ("pad", "loudness")  # in the cache key only when not default
-        params = {
-            name: getattr(self, name) for name in _OUTPUT_PARAMS if name not in optional
-        }
-        params = {
-            k: (float(v) if k in ("duration", "offset") else int(v))
-            for k, v in params.items()
-        }
-        # Default values keep the cache folders that predate the options valid.
+        params = {k: int(getattr(self, k)) for k in _OUTPUT_PARAMS[:5]}
+        # duration=None is a value of its own ("duration": null in the key).
+        params["duration"] = None if self.duration is None else float(self.duration)
+        params["offset"] = float(self.offset)
+        # Default values stay out of the key: the cache folders that predate
+        # the options stay valid.
         if self.pad != "zeros":
             params["pad"] = self.pad
         if self.loudness is not None:
             params["loudness"] = self.loudness
+        if self.normalize is not None:
+            params["normalize"] = self.normalize
+        if self.features != "mfcc":
+            params["features"] = self.features
         return params
 
     def n_frames(self):
@@ -316,39 +334,14 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        n_frames : int
-            ``1 + round(duration * sr) // hop_length``.
+        n_frames : int or None
+            ``1 + round(duration * sr) // hop_length``; None when
+            ``duration`` is None (each clip has its own width).
         """
         params = self._params()
+        if params["duration"] is None:
+            return None
         return 1 + int(round(params["duration"] * params["sr"])) // params["hop_length"]
-
-    def _cache_dir(self, params):
-        location = _cache_location(self.memory)
-        if location is None:
-            return None
-        blob = json.dumps({"version": _mfcc.CACHE_VERSION, **params}, sort_keys=True)
-        digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
-        folder = os.path.join(location, _CACHE_ROOT, f"v{_mfcc.CACHE_VERSION}-{digest}")
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
-            warnings.warn(
-                f"MFCC cache folder {folder} cannot be created ({exc}); "
-                "features are computed without a cache",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            return None
-        info = os.path.join(folder, "params.json")
-        if not os.path.exists(info):
-            try:
-                fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(blob)
-                os.replace(tmp, info)
-            except OSError:
-                pass  # only informative; a read-only cache is reported on write
-        return folder
 
     # -- sklearn API -------------------------------------------------------
 
@@ -380,8 +373,13 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        X_mfcc : ndarray of shape (n_clips, 1, n_mfcc, n_frames), float32
-            The MFCCs of every clip, in the order of ``X``.
+        X_mfcc : ndarray of shape (n_clips, 1, n_mfcc, n_frames), float32, \
+or ClipFeatures of shape (n_clips,)
+            The MFCCs of every clip, in the order of ``X``: one array with a
+            float ``duration``; with ``duration=None`` a
+            :class:`~genreclf.clips.ClipFeatures` (on disk with a
+            ``memory``, in memory otherwise; ``n_variants`` is 1). With
+            ``features="logmel"`` the rows are the ``n_mels`` bands.
 
         Raises
         ------
@@ -390,108 +388,56 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
             file to its reason. The good files are extracted and cached first.
         """
         features, failures = self._extract(X)
-        if failures:
-            raise FeatureExtractionError(failures, n_files=len(set(_paths_array(X))))
+        _raise_failures(X, failures)
         return features
 
-    def _extract(self, X):
+    def fit_transform(self, X, y=None):
+        """Fit, then transform, adding the training variants of ``augment``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_clips,) of str or path-like
+            Audio files.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        X_mfcc : ndarray or ClipFeatures
+            As :meth:`transform`; with ``augment > 0`` a ClipFeatures whose
+            ``n_variants`` is ``1 + augment``.
+
+        Raises
+        ------
+        FeatureExtractionError
+            As :meth:`transform`.
+        """
+        self.fit(X, y)
+        features, failures = self._extract(X, self.augment)
+        _raise_failures(X, failures)
+        return features
+
+    def _extract(self, X, augment=0):
         """Return ``(features, failures)``; bad clips are left as zeros."""
         params = self._params()
-        paths = _paths_array(X)
-        n_frames = self.n_frames()
-        shape = (params["n_mfcc"], n_frames)
-        out = np.zeros((len(paths), 1, *shape), dtype=np.float32)
-        positions = {}
-        for i, path in enumerate(paths):
-            positions.setdefault(path, []).append(i)
-        folder = self._cache_dir(params) if positions else None
-
-        todo = []  # (path, cache entry or None)
-        for path, idx in positions.items():
-            key = _mfcc.file_key(path) if folder is not None else None
-            entry = None if key is None else os.path.join(folder, key + ".mfcc")
-            cached = None if entry is None else self._read_entry(entry, path, shape)
-            if cached is None:
-                todo.append((path, entry))
-            else:
-                out[idx, 0] = cached
-
-        failures = {}
-        cache_problem = None
-        bar = None
-        if self.verbose and todo:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(todo), desc="MFCC", unit="clip", leave=False)
-        try:
-            for path, (mfcc, error, problem) in self._run(todo, params):
-                if error is not None:
-                    failures[path] = error
-                else:
-                    out[positions[path], 0] = mfcc
-                if problem is not None and cache_problem is None:
-                    cache_problem = problem
-                if bar is not None:
-                    bar.update()
-        finally:
-            if bar is not None:
-                bar.close()
-        if cache_problem is not None:
-            warnings.warn(
-                f"MFCC cache folder {folder} is not writable ({cache_problem}); "
-                "features are computed without a cache",
-                RuntimeWarning,
-                stacklevel=3,
+        if params["duration"] is None:
+            return _mfcc_extract.extract_clips(
+                _mfcc_extract.paths_array(X),
+                params,
+                memory=self.memory,
+                n_jobs=self.n_jobs,
+                verbose=self.verbose,
+                augment=augment,
+                augment_seed=self.augment_seed,
             )
-        return out, failures
-
-    def _read_entry(self, entry, path, shape):
-        try:
-            with open(entry, "rb") as fh:
-                raw = fh.read()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            warnings.warn(
-                f"MFCC cache entry {entry} for {path} cannot be read ({exc}); "
-                "recomputing it",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-            return None
-        try:
-            return _mfcc.decode_entry(raw, shape)
-        except ValueError as exc:
-            warnings.warn(
-                f"MFCC cache entry {entry} for {path} is damaged ({exc}); "
-                "recomputing it",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-            return None
-
-    def _run(self, todo, params):
-        """Yield ``(path, (mfcc, error, cache_problem))`` as clips finish."""
-        from joblib import Parallel, delayed, effective_n_jobs
-
-        n_jobs = min(effective_n_jobs(self.n_jobs), len(todo))
-        size = max(1, min(_BATCH, len(todo) // max(1, 4 * n_jobs)))
-        batches = [todo[i : i + size] for i in range(0, len(todo), size)]
-        if n_jobs <= 1:
-            entries_ok = True
-            for batch in batches:
-                if not entries_ok:  # the cache is not writable: stop trying
-                    batch = [(path, None) for path, _ in batch]
-                results = _mfcc.extract_batch(batch, params)
-                for (path, _), result in zip(batch, results, strict=True):
-                    entries_ok = entries_ok and result[2] is None
-                    yield path, result
-            return
-        outputs = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(_mfcc.extract_batch)(batch, params) for batch in batches
+        return _mfcc_extract.extract(
+            _mfcc_extract.paths_array(X),
+            params,
+            self.n_frames(),
+            memory=self.memory,
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
         )
-        for batch, results in zip(batches, outputs, strict=True):
-            yield from zip((path for path, _ in batch), results, strict=True)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -536,151 +482,88 @@ def find_bad_files(paths, transformer=None):
     return failures
 
 
-# --------------------------------------------------------------------------
-# Standardization
+def check_files(paths, y=None, *, on_error="raise", transformer=None):
+    """Find unreadable audio files before training; raise or skip them.
 
-
-class MFCCStandardizer(TransformerMixin, BaseEstimator):
-    """Scale every MFCC to zero mean and unit variance.
-
-    On MFCC images ``(n_clips, 1, n_mfcc, n_frames)`` (any array of three or
-    more dimensions whose next-to-last axis holds the coefficients), one mean
-    and one standard deviation are learned per coefficient, over clips,
-    channels and frames. On a 2-D array ``(n_samples, n_features)`` it is a
-    per-feature standard scaler.
+    The one bad-file screen of genreclf: every file is decoded and turned into
+    features once, through ``transformer``'s cache (see
+    :func:`find_bad_files`), so that the ``fit`` that follows reads the
+    features from the cache.
 
     Parameters
     ----------
-    with_mean : bool, default=True
-        Subtract the mean.
-    with_std : bool, default=True
-        Divide by the standard deviation (1 where it is zero).
+    paths : array-like of shape (n_files,)
+        Audio file paths.
+    y : array-like of shape (n_files,) or None, default=None
+        Labels aligned with ``paths``.
+    on_error : {"raise", "skip"}, default="raise"
+        "raise": raise one error that lists every bad file and its reason.
+        "skip": warn (:class:`~genreclf.exceptions.DatasetWarning`, naming the
+        files) and return the good files with their own labels.
+    transformer : MFCCTransformer or None, default=None
+        The feature extractor (and cache) that training will use; None uses
+        a default ``MFCCTransformer()``.
 
-    Attributes
-    ----------
-    mean_ : ndarray of shape (n_coefficients,), float64
-        Mean of every coefficient (zeros when ``with_mean=False``).
-    scale_ : ndarray of shape (n_coefficients,), float64
-        Standard deviation of every coefficient (ones when
-        ``with_std=False``).
-    n_features_in_ : int
-        Size of the second axis of ``X`` in ``fit``.
+    Returns
+    -------
+    paths : ndarray of shape (n_good,), dtype=object
+        The readable files, in their original order.
+    y : ndarray of shape (n_good,) or None
+        Their labels (the same rows as ``paths``); None when ``y`` is None.
+    bad : dict of str to str
+        ``{path: reason}`` for every file left out (empty when all are good).
+
+    Raises
+    ------
+    FeatureExtractionError
+        With ``on_error="raise"`` when any file is bad; its message and
+        ``failures`` attribute list every bad file with the reason.
+    ValueError
+        ``paths`` and ``y`` differ in length, or ``on_error`` is invalid.
 
     See Also
     --------
-    MFCCTransformer : Makes the MFCC images.
-    sklearn.preprocessing.StandardScaler : The 2-D equivalent.
+    find_bad_files : The check itself (``{path: reason}``).
 
     Examples
     --------
-    >>> import numpy as np
-    >>> X = np.random.default_rng(0).normal(3.0, 2.0, (4, 1, 20, 50))
-    >>> scaler = MFCCStandardizer().fit(X.astype(np.float32))
-    >>> Xt = scaler.transform(X.astype(np.float32))
-    >>> Xt.shape, Xt.dtype, scaler.mean_.shape
-    ((4, 1, 20, 50), dtype('float32'), (20,))
-    >>> bool(abs(Xt[:, :, 0].mean()) < 1e-6)
-    True
+    >>> import os, tempfile, warnings
+    >>> from genreclf.synthetic import make_synthetic
+    >>> folder = tempfile.mkdtemp()
+    >>> paths, y = make_synthetic(folder, n_per_genre=1, duration=0.2,
+    ...                           random_state=0, genres=["rock", "swing"])
+    >>> empty = os.path.join(folder, "empty.wav")
+    >>> open(empty, "wb").close()
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     good, good_y, bad = check_files(
+    ...         [paths[0], empty, paths[1]], ["rock", "jazz", "swing"],
+    ...         on_error="skip", transformer=MFCCTransformer(duration=0.2))
+    >>> good_y.tolist(), bad == {empty: "empty file (0 bytes)"}
+    (['rock', 'swing'], True)
     """
-
-    def __init__(self, with_mean=True, with_std=True):
-        self.with_mean = with_mean
-        self.with_std = with_std
-
-    @staticmethod
-    def _axes(X):
-        """Axes reduced over, and the shape that broadcasts the statistics."""
-        if X.ndim == 2:
-            return (0,), (1, X.shape[1])
-        if X.ndim < 2:  # pragma: no cover - validate_data rejects it
-            raise ValueError(f"X must have 2 or more dimensions, got {X.ndim}")
-        axes = tuple(i for i in range(X.ndim) if i != X.ndim - 2)
-        shape = [1] * X.ndim
-        shape[-2] = X.shape[-2]
-        return axes, tuple(shape)
-
-    def fit(self, X, y=None):
-        """Learn the mean and standard deviation of every coefficient.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_clips, 1, n_mfcc, n_frames) or (n, n_features)
-            Features.
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        self : MFCCStandardizer
-            The fitted standardizer.
-        """
-        X = validate_data(self, X, allow_nd=True, dtype=[np.float64, np.float32])
-        axes, _ = self._axes(X)
-        self._ndim = X.ndim
-        if self.with_mean:
-            self.mean_ = X.mean(axis=axes, dtype=np.float64)
-        else:
-            self.mean_ = np.zeros(X.shape[-2 if X.ndim > 2 else 1])
-        if self.with_std:
-            scale = X.std(axis=axes, dtype=np.float64)
-            tiny = 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(self.mean_))
-            scale[scale < tiny] = 1.0
-            self.scale_ = scale
-        else:
-            self.scale_ = np.ones_like(self.mean_)
-        return self
-
-    def _check(self, X):
-        check_is_fitted(self)
-        X = validate_data(
-            self, X, allow_nd=True, dtype=[np.float64, np.float32], reset=False
+    if on_error not in ("raise", "skip"):
+        raise ValueError(
+            f"on_error must be one of ['raise', 'skip'], got {on_error!r}"
         )
-        if (X.ndim == 2) != (self._ndim == 2) or X.shape[-2 if X.ndim > 2 else 1] != (
-            self.mean_.shape[0]
-        ):
+    paths = _as_1d(np.asarray(paths, dtype=object).reshape(-1))
+    if y is not None:
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(paths):
             raise ValueError(
-                f"X has shape {X.shape}, but this standardizer was fitted on "
-                f"{self._ndim}-D data with {self.mean_.shape[0]} coefficients"
+                f"paths and y must be 1-D of the same length, got {len(paths)} paths "
+                f"and y of shape {y.shape}"
             )
-        _, shape = self._axes(X)
-        mean = self.mean_.reshape(shape).astype(X.dtype)
-        scale = self.scale_.reshape(shape).astype(X.dtype)
-        return X, mean, scale
-
-    def transform(self, X):
-        """Standardize every coefficient.
-
-        Parameters
-        ----------
-        X : array-like of the shape seen in ``fit``
-            Features.
-
-        Returns
-        -------
-        X_scaled : ndarray of the same shape, float32 or float64 as ``X``
-            ``(X - mean_) / scale_`` per coefficient.
-        """
-        X, mean, scale = self._check(X)
-        return (X - mean) / scale
-
-    def inverse_transform(self, X):
-        """Undo :meth:`transform`.
-
-        Parameters
-        ----------
-        X : array-like of the shape seen in ``fit``
-            Standardized features.
-
-        Returns
-        -------
-        X_orig : ndarray of the same shape, float32 or float64 as ``X``
-            ``X * scale_ + mean_`` per coefficient.
-        """
-        X, mean, scale = self._check(X)
-        return X * scale + mean
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.three_d_array = True
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
+    bad = {str(p): str(r) for p, r in find_bad_files(paths, transformer).items()}
+    if not bad:
+        return paths, y, {}
+    if on_error == "raise":
+        raise FeatureExtractionError(bad, n_files=len(set(paths)))
+    listing = "\n".join(f"  {p}: {r}" for p, r in bad.items())
+    warnings.warn(
+        f"{len(bad)} of {len(paths)} files cannot be read and are skipped:\n{listing}",
+        DatasetWarning,
+        stacklevel=2,
+    )
+    keep = np.array([p not in bad for p in paths], dtype=bool)
+    return paths[keep], (None if y is None else y[keep]), bad

@@ -7,14 +7,16 @@ paths (``ensemble__net__batch_size``, ``mfcc__duration``, ...) are what
 ``GridSearchCV`` and MLflow use.
 """
 
+import warnings
+
 from sklearn.pipeline import Pipeline
 
 from genreclf.ensemble import GenreEnsemble
 from genreclf.features import _OUTPUT_PARAMS as _FEATURE_PARAMS
 from genreclf.features import DEFAULT_DURATION, MFCCStandardizer, MFCCTransformer
-from genreclf.model import GenreNet
+from genreclf.model import DEPRECATED_AUGMENTATIONS, GenreNet
 
-__all__ = ["OPTION_PATHS", "PRESETS", "STEP_NAMES", "build_pipeline"]
+__all__ = ["DEMO_OPTIONS", "OPTION_PATHS", "PRESETS", "STEP_NAMES", "build_pipeline"]
 
 #: Names of the pipeline's steps, in order: the only place they are defined.
 STEP_NAMES = ("mfcc", "scale", "ensemble")
@@ -40,11 +42,6 @@ OPTION_PATHS = {
             "window_hop",
             "train_windows",
             "combine",
-            "time_shift",
-            "time_mask",
-            "freq_mask",
-            "c0_shift",
-            "mixup",
         )
     },
     # architecture of each net
@@ -53,9 +50,16 @@ OPTION_PATHS = {
         for name in ("filters", "dense", "batch_norm", "dropout", "head", "input_stats")
     },
     # the ensemble
+    "voting": f"{_ENSEMBLE}__voting",
+}
+
+#: Short options kept for one release (0.2) with a ``FutureWarning``: the
+#: deprecated augmentations, and run plumbing (set ``ensemble__<name>``).
+_DEPRECATED_OPTIONS = {
+    **{name: f"{_NET}{name}" for name in DEPRECATED_AUGMENTATIONS},
     **{
         name: f"{_ENSEMBLE}__{name}"
-        for name in ("voting", "member_callback", "checkpoint_dir", "resume")
+        for name in ("member_callback", "checkpoint_dir", "resume")
     },
 }
 
@@ -73,6 +77,17 @@ _REFERENCE = {
     "lr": 1e-4,
     "batch_size": 5,
     "window": None,
+}
+
+#: What the CLI's demo fixes on top of any preset: sized so that ``mlflow run
+#: .`` (five members on the synthetic demo music) trains and evaluates in a
+#: few minutes on two CPU cores.
+DEMO_OPTIONS = {
+    "duration": 3.0,
+    "max_epochs": 12,
+    "filters": (16, 32, 32),
+    "dense": 32,
+    "lr": 1e-3,
 }
 
 #: Named configurations of :func:`build_pipeline` (short option names).
@@ -108,6 +123,8 @@ PRESETS = {
         "combine": "logmean",
     },
 }
+# The demo: the default preset with the demo's fixed options.
+PRESETS["demo"] = {**PRESETS["default"], **DEMO_OPTIONS}
 
 
 def build_pipeline(
@@ -124,14 +141,15 @@ def build_pipeline(
 
     Parameters
     ----------
-    preset : {"default", "reference"}, default="default"
+    preset : {"default", "reference", "demo"}, default="default"
         Starting configuration (see :data:`PRESETS`). ``"reference"`` is the
         reference study's; ``"default"`` is the best configuration measured on
         real music within the CPU budget (40 MFCCs of audio at one RMS level,
         short clips repeated rather than padded with silence, 3 s windows
         1.5 s apart voted per clip, a small
         net with batch normalization, dropout, a global head and the
-        windows' MFCC statistics; see ``benchmarks/accuracy.py``).
+        windows' MFCC statistics; see ``benchmarks/accuracy.py``);
+        ``"demo"`` is the default with :data:`DEMO_OPTIONS`, the CLI demo's.
     memory : None, str, path-like or joblib.Memory, default=None
         Folder of the MFCC cache (``MFCCTransformer(memory=...)``): every
         clip is decoded once, whatever the folds and candidates of a search.
@@ -149,7 +167,11 @@ def build_pipeline(
         :data:`OPTION_PATHS`: ``duration``, ``n_mfcc``, ``max_epochs``,
         ``batch_size``, ``lr``, ``window``, ``filters``, ``dense``,
         ``batch_norm``, ``head``, ...) or as parameter paths
-        (``ensemble__net__optimizer__momentum=0.5``).
+        (``ensemble__net__optimizer__momentum=0.5``). Deprecated since 0.2
+        (``FutureWarning``, removed in 0.3): the short options
+        ``time_shift``, ``time_mask``, ``freq_mask``, ``c0_shift``, ``mixup``,
+        and ``member_callback``, ``checkpoint_dir``, ``resume`` (run
+        plumbing: set ``ensemble__checkpoint_dir`` etc. instead).
 
     Returns
     -------
@@ -181,6 +203,18 @@ def build_pipeline(
         raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
     params = {}
     for key, value in {**PRESETS[preset], **options}.items():
+        if key in _DEPRECATED_OPTIONS:
+            if DEPRECATED_AUGMENTATIONS.get(key, not value) == value:
+                continue  # an augmentation left off: nothing to set or warn
+            warnings.warn(
+                f"build_pipeline's short option {key!r} is deprecated since genreclf "
+                f"0.2 and will be removed in 0.3; set {_DEPRECATED_OPTIONS[key]!r} "
+                "if you need it",
+                FutureWarning,
+                stacklevel=2,
+            )
+            params[_DEPRECATED_OPTIONS[key]] = value
+            continue
         path = key if "__" in key else OPTION_PATHS.get(key)
         if path is None:
             raise ValueError(

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import textwrap
 import warnings
 
@@ -16,7 +17,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import genreclf.features as features
 from genreclf.audio import AudioLoadError, load_audio
 from genreclf.features import FeatureExtractionError, MFCCTransformer
 
@@ -331,7 +331,7 @@ def test_two_processes_share_one_cache(tmp_path, write_audio):
             np.load(tmp_path / f"out{k}.npy"), reference, rtol=1e-5, atol=1e-4
         )
     assert len(list(cache.rglob("*.mfcc"))) == len(paths)
-    assert not list(cache.rglob(".tmp-*"))  # no temporary file left behind
+    assert not list(cache.rglob(".*"))  # no temporary file left behind
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warm = MFCCTransformer(duration=1.0, memory=cache).transform(paths)
@@ -359,7 +359,8 @@ def test_unwritable_cache_folder_warns_and_works(tmp_path, audio_files, monkeypa
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(features.tempfile, "mkstemp", refuse)
+    # every cache write goes through genreclf._files.atomic_write (mkstemp)
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
     with pytest.warns(RuntimeWarning, match="is not writable .*without a cache"):
         X = t.transform(paths)
     np.testing.assert_array_equal(X, reference)

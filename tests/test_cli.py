@@ -104,6 +104,123 @@ def test_unknown_pipeline_setting_is_a_usage_error(
     assert not (tmp_path / ".genreclf-cache").exists()  # nothing was generated
 
 
+def test_every_option_is_declared_once():
+    from genreclf._cli_options import OPTIONS, build_parser
+
+    flags = [f for names, _ in OPTIONS.values() for f in names]
+    assert len(flags) == len(set(flags))
+    parser = build_parser()
+    [commands] = [a for a in parser._actions if a.dest == "command"]
+    for name, sub in [(None, parser), *commands.choices.items()]:
+        for action in sub._actions:
+            if action.option_strings == ["-h", "--help"] or action.dest == "command":
+                continue
+            names = action.option_strings or [action.dest]
+            assert set(names) <= set(flags), (name, names)
+    # one declaration: the same help wherever the option is taken
+    helps = {
+        cmd: {a.dest: a.help for a in sub._actions}
+        for cmd, sub in commands.choices.items()
+    }
+    assert (
+        helps["train"]["data"] == helps["search"]["data"] == helps["evaluate"]["data"]
+    )
+    assert helps["train"]["settings"] == helps["search"]["settings"]
+
+
+def test_mlproject_entry_points_parse_as_commands():
+    """Every entry point's command, with its defaults, is a valid command line."""
+    import shlex
+
+    import yaml
+
+    from genreclf._cli_options import build_parser
+
+    project = yaml.safe_load((ROOT / "MLproject").read_text())
+    assert set(project["entry_points"]) == {"main", "search", "evaluate", "predict"}
+    for name, entry in project["entry_points"].items():
+        values = {}
+        for key, spec in entry["parameters"].items():
+            if isinstance(spec, str) or "default" not in spec:
+                values[key] = "runs:/0/model" if key == "model-uri" else "a.wav"
+            else:
+                values[key] = str(spec["default"])
+        command = entry["command"]
+        for key, value in values.items():
+            command = command.replace("{" + key + "}", shlex.quote(value))
+        words = shlex.split(command)
+        assert words[:3] == ["python", "-m", "genreclf.cli"]
+        args = build_parser().parse_args(words[3:])
+        assert args.command == {"main": "train"}.get(name, name)
+        for key in entry["parameters"]:  # each parameter reaches an option
+            assert f"--{key}" in entry["command"] or key in ("model-uri", "input")
+
+
+def test_demo_settings_moved_with_a_deprecation():
+    import genreclf.cli
+    from genreclf.pipeline import DEMO_OPTIONS
+    from genreclf.sources import DEMO_DATA
+
+    with pytest.warns(FutureWarning, match=r"genreclf\.cli\.DEMO is deprecated"):
+        demo = genreclf.cli.DEMO
+    assert demo == {**DEMO_DATA, "options": dict(DEMO_OPTIONS)}
+    assert "DEMO" not in genreclf.cli.__all__
+    with pytest.raises(AttributeError, match="no attribute 'DEMOS'"):
+        genreclf.cli.DEMOS  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    "error, status, message",
+    [
+        (
+            "download",
+            1,
+            "genreclf: error: connection lost after 10 bytes",
+        ),
+        ("checksum", 1, "genreclf: error: sha1 mismatch"),
+        ("audio", 1, "genreclf: error: a.mp3: empty file\n"),
+        (
+            "key",
+            1,
+            "genreclf: error: KeyError: 'x' (--debug shows the traceback)",
+        ),
+        ("sigterm", 128 + signal.SIGTERM, "genreclf: interrupted by SIGTERM"),
+        ("ctrl-c", 130, "genreclf: interrupted"),
+    ],
+)
+def test_errors_end_with_one_line_and_their_status(
+    error, status, message, monkeypatch, capsys
+):
+    import genreclf.download
+    from genreclf.exceptions import (
+        AudioLoadError,
+        ChecksumError,
+        DownloadError,
+        GenreclfError,
+        TrainingInterrupted,
+    )
+
+    errors = {
+        "download": DownloadError("connection lost\n after 10 bytes"),
+        "checksum": ChecksumError("sha1 mismatch"),
+        "audio": AudioLoadError("a.mp3", "empty file"),
+        "key": KeyError("x"),
+        "sigterm": TrainingInterrupted(signal.SIGTERM),
+        "ctrl-c": KeyboardInterrupt(),
+    }
+
+    def fail(**kwargs):
+        raise errors[error]
+
+    monkeypatch.setattr(genreclf.download, "download_fma", fail)
+    assert main(["download", "fma"]) == status
+    err = capsys.readouterr().err
+    assert err.strip() == message.strip() and "Traceback" not in err
+    if isinstance(errors[error], GenreclfError):
+        with pytest.raises(type(errors[error])):  # --debug: the traceback
+            main(["--debug", "download", "fma"])
+
+
 def test_version(capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("genreclf ")
@@ -133,6 +250,37 @@ def test_train_logs_a_run_with_member_runs_and_a_model(trained):
         "member0.joblib",
         "member1.joblib",
     ]
+
+
+def test_train_with_test_size_zero_trains_on_every_file(tiny_demo, module_mlflow):
+    """``--test-size 0`` ("0: none"): no held-out part, no evaluation."""
+    folder = tiny_demo[0]
+    argv = ["train", "--data", str(folder), "--test-size", "0", "--n-members", "1"]
+    result = _run([*argv, "--no-model", *TINY])
+    assert result.code == 0, result.err
+    run_id = re.search(r"^run (\w+) \(train\)", result.out, re.M).group(1)
+    run = mlflow.MlflowClient().get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["data.training.n_clips"] == "32"  # the whole folder
+    assert "data.evaluation.n_clips" not in run.data.params
+    assert "eval_accuracy" not in run.data.metrics
+
+
+def test_train_names_a_genre_with_a_single_file(
+    tiny_demo, tmp_path, mlflow_uri, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "music"
+    shutil.copytree(tiny_demo[0], folder)
+    for extra in sorted((folder / "swing").glob("*.wav"))[1:]:
+        extra.unlink()
+    result = _run(["train", "--data", str(folder), *TINY])
+    assert result.code == 1
+    assert result.err.strip().splitlines()[-1] == (
+        "genreclf: error: genre 'swing' has a single file: holding out a "
+        "stratified 0.25 for evaluation needs at least 2 files per genre; add "
+        "files of it, remove it, or hold out nothing (test_size=0, --test-size 0)"
+    )
 
 
 def _closed_port():
@@ -339,6 +487,7 @@ def _subprocess_env(store):
     return env
 
 
+@pytest.mark.integration
 def test_sigterm_after_two_members_keeps_them_and_resumes(module_mlflow, tiny_demo):
     """Kill a training after two of three members: both saved, run KILLED."""
     cache = module_mlflow / "sigterm-cache"
@@ -395,6 +544,7 @@ def test_sigterm_after_two_members_keeps_them_and_resumes(module_mlflow, tiny_de
 # --------------------------------------------------------------------------- MLproject
 
 
+@pytest.mark.integration
 def test_mlflow_run_main_entry_point(module_mlflow, tiny_demo):
     """``mlflow run . -e main`` in the active environment, on a folder, tiny."""
     client = mlflow.MlflowClient()

@@ -1,6 +1,8 @@
-"""Tests for genreclf.datasets: load_fma, load_folder, make_synthetic, check_files."""
+"""Tests for genreclf.datasets: load_fma, load_folder, and the names it re-exports.
 
-import hashlib
+make_synthetic is tested in test_synthetic.py, check_files in test_features.py.
+"""
+
 import os
 import wave
 from pathlib import Path
@@ -10,26 +12,19 @@ import pandas as pd
 import pytest
 from conftest import FMA_TRACKS, fma_tracks_frame
 
-from genreclf import _synthetic, datasets
+from genreclf import datasets
 from genreclf.datasets import (
     GENRES,
     GTZAN_GENRES,
     KNOWN_BAD_FMA_TRACKS,
-    SYNTHETIC_GENRES,
     DatasetWarning,
-    check_files,
     load_fma,
     load_folder,
-    make_synthetic,
 )
 
 
 def ids_of(paths):
     return [int(Path(p).stem) for p in paths]
-
-
-def sha1(path):
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
 def assert_paths_array(paths, y):
@@ -346,213 +341,16 @@ def test_load_folder_real_gtzan(real_audio_dir):
     assert len(load_folder(real_audio_dir / "gtzan-full10")[0]) == 10
 
 
-# --------------------------------------------------------------- synthetic
+def test_moved_names_keep_working():
+    import genreclf
+    from genreclf import exceptions, features, synthetic
 
-
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    out = tmp_path_factory.mktemp("synthetic")
-    return out, make_synthetic(out, n_per_genre=6, duration=1.0, random_state=0)
-
-
-def test_every_synthetic_genre_has_an_engine():
-    assert sorted(_synthetic.SYNTHS) == sorted(SYNTHETIC_GENRES)
-
-
-def test_make_synthetic_layout(synthetic):
-    out, (paths, y) = synthetic
-    assert_paths_array(paths, y)
-    assert len(paths) == 6 * len(SYNTHETIC_GENRES)
-    assert list(y) == sorted(y) and set(y) == set(SYNTHETIC_GENRES)
-    assert os.path.relpath(paths[0], out) == os.path.join(
-        "ambient", "ambient.00000.wav"
-    )
-    lp, ly = load_folder(out)
-    assert list(lp) == list(paths) and list(ly) == list(y)
-    with wave.open(paths[0]) as w:
-        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (22050, 1, 2)
-        assert w.getnframes() == 22050
-
-
-def test_make_synthetic_signals_are_sound(synthetic):
-    _, (paths, y) = synthetic
-    for path in paths:
-        with wave.open(path) as w:
-            x = np.frombuffer(w.readframes(w.getnframes()), "<i2") / 32768
-        peak = np.max(np.abs(x))
-        assert 0.2 < peak <= 0.91
-        assert np.sqrt(np.mean(x**2)) > 0.01  # not silence
-    # Clips of one genre differ from each other.
-    assert len({sha1(p) for p in paths}) == len(paths)
-
-
-def test_make_synthetic_deterministic(tmp_path, synthetic):
-    _, (paths, _) = synthetic
-    again, _ = make_synthetic(
-        tmp_path, n_per_genre=2, duration=1.0, random_state=0, genres=["techno", "folk"]
-    )
-    # Clip i of a genre does not depend on n_per_genre or on the other genres.
-    by_name = {os.path.basename(p): sha1(p) for p in paths}
-    assert all(sha1(p) == by_name[os.path.basename(p)] for p in again)
-    other, _ = make_synthetic(
-        tmp_path / "b",
-        n_per_genre=2,
-        duration=1.0,
-        random_state=1,
-        genres=["techno", "folk"],
-    )
-    assert all(sha1(a) != sha1(b) for a, b in zip(again, other, strict=True))
-
-
-def test_make_synthetic_reuses_and_cleans(tmp_path, monkeypatch):
-    paths, _ = make_synthetic(tmp_path, 3, 0.3, random_state=5, genres=["rock"])
-    stamps = {p: os.stat(p).st_mtime_ns for p in paths}
-    calls = []
-    original = _synthetic.synth_clip
-    monkeypatch.setattr(
-        _synthetic, "synth_clip", lambda *a: calls.append(a[0]) or original(*a)
-    )
-    again, _ = make_synthetic(tmp_path, 3, 0.3, random_state=5, genres=["rock"])
-    assert list(again) == list(paths) and calls == []
-    assert {p: os.stat(p).st_mtime_ns for p in paths} == stamps
-    # More clips: only the new ones are made.
-    more, _ = make_synthetic(tmp_path, 4, 0.3, random_state=5, genres=["rock"])
-    assert len(more) == 4 and calls == ["rock"]
-    # A damaged file is made again.
-    Path(paths[0]).write_bytes(b"garbage")
-    make_synthetic(tmp_path, 4, 0.3, random_state=5, genres=["rock"])
-    assert calls == ["rock", "rock"]
-    # Fewer clips and another genre: our stale files go, other files stay.
-    (tmp_path / "rock" / "mine.wav").write_bytes(b"not ours")
-    fewer, y = make_synthetic(tmp_path, 1, 0.3, random_state=5, genres=["swing"])
-    assert sorted(os.listdir(tmp_path / "rock")) == ["mine.wav"]
-    assert list(y) == ["swing"]
-
-
-def test_make_synthetic_flac(tmp_path):
-    import soundfile as sf
-
-    paths, _ = make_synthetic(
-        tmp_path, 1, 0.5, sr=16000, random_state=0, genres=["noise"], format="flac"
-    )
-    info = sf.info(paths[0])
-    assert (
-        paths[0].endswith(".flac") and info.samplerate == 16000 and info.frames == 8000
-    )
-
-
-def test_make_synthetic_is_learnable(synthetic):
-    # Per-clip mean log band energies separate the genres (nearest centroid,
-    # leave-one-out): the task is learnable, as a CNN on MFCCs needs.
-    _, (paths, y) = synthetic
-    feats = []
-    for path in paths:
-        with wave.open(path) as w:
-            x = np.frombuffer(w.readframes(w.getnframes()), "<i2") / 32768
-        frames = x[: len(x) // 512 * 512].reshape(-1, 512) * np.hanning(512)
-        power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-        bands = np.log(
-            np.add.reduceat(power, np.geomspace(1, 256, 16).astype(int), 1) + 1e-9
-        )
-        feats.append(np.r_[bands.mean(0), bands.std(0)])
-    feats = np.array(feats)
-    feats = (feats - feats.mean(0)) / (feats.std(0) + 1e-9)
-    hits = 0
-    for i in range(len(y)):
-        rest = np.arange(len(y)) != i
-        centroids = {g: feats[rest & (y == g)].mean(0) for g in SYNTHETIC_GENRES}
-        guess = min(centroids, key=lambda g: np.sum((feats[i] - centroids[g]) ** 2))
-        hits += guess == y[i]
-    assert hits / len(y) >= 0.6  # chance: 1/8
-
-
-def test_make_synthetic_is_fast(tmp_path):
-    import time
-
-    start = time.perf_counter()
-    make_synthetic(tmp_path, n_per_genre=2, duration=5.0, random_state=0)
-    assert time.perf_counter() - start < 10  # 80 s of audio (about 0.5 s here)
-
-
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        ({"genres": ["polka"]}, "genres must be a non-empty subset"),
-        ({"genres": []}, "genres must be a non-empty subset"),
-        ({"n_per_genre": 0}, "n_per_genre must be a positive integer"),
-        ({"n_per_genre": 1.5}, "n_per_genre must be a positive integer"),
-        ({"duration": 0}, "duration must be > 0"),
-        ({"sr": 10}, "sr must be an integer sample rate"),
-        ({"format": "aac"}, "format must be one of"),
-        ({"random_state": -1}, "random_state must be >= 0"),
-    ],
-)
-def test_make_synthetic_errors(tmp_path, kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        make_synthetic(tmp_path, **{"n_per_genre": 1, "duration": 0.1, **kwargs})
-
-
-# ------------------------------------------------------------- check_files
-
-
-@pytest.fixture
-def mixed_files(tmp_path, synthetic):
-    _, (paths, y) = synthetic
-    empty = tmp_path / "empty.wav"
-    empty.write_bytes(b"")
-    text = tmp_path / "text.mp3"
-    text.write_text("not audio at all " * 20)
-    missing = tmp_path / "missing.wav"
-    files = [paths[0], str(empty), paths[5], str(text), str(missing), paths[9]]
-    labels = [y[0], "bad1", y[5], "bad2", "bad3", y[9]]
-    return files, np.array(labels, dtype=object), [str(empty), str(text), str(missing)]
-
-
-def _transformer(tmp_path):
-    from genreclf.features import MFCCTransformer
-
-    return MFCCTransformer(duration=0.5, memory=str(tmp_path / "cache"))
-
-
-def test_check_files_raise_lists_every_bad_file(tmp_path, mixed_files):
-    from genreclf.features import FeatureExtractionError
-
-    files, labels, bad = mixed_files
-    with pytest.raises(FeatureExtractionError, match=r"3 of 6 audio files") as info:
-        check_files(files, labels, transformer=_transformer(tmp_path))
-    assert set(info.value.failures) == set(bad)
-    message = str(info.value)
-    assert all(b in message for b in bad)
-    assert "empty file" in info.value.failures[bad[0]]
-
-
-def test_check_files_skip_keeps_alignment(tmp_path, mixed_files):
-    files, labels, bad = mixed_files
-    with pytest.warns(
-        DatasetWarning, match=r"3 of 6 files cannot be read and are skipped"
-    ):
-        paths, y, failures = check_files(
-            files, labels, on_error="skip", transformer=_transformer(tmp_path)
-        )
-    assert list(paths) == [files[0], files[2], files[5]]
-    assert list(y) == [labels[0], labels[2], labels[5]]
-    assert set(failures) == set(bad)
-
-
-def test_check_files_all_good_and_cache_is_filled(tmp_path, synthetic):
-    _, (paths, y) = synthetic
-    transformer = _transformer(tmp_path)
-    out_paths, out_y, bad = check_files(paths[:4], list(y[:4]), transformer=transformer)
-    assert (
-        bad == {} and list(out_paths) == list(paths[:4]) and list(out_y) == list(y[:4])
-    )
-    assert os.listdir(tmp_path / "cache")  # features were cached for the fit to come
-    _, none_y, _ = check_files(paths[:2], transformer=transformer)
-    assert none_y is None
-
-
-def test_check_files_errors(tmp_path):
-    with pytest.raises(ValueError, match="on_error must be one of"):
-        check_files(["a.wav"], ["x"], on_error="ignore")
-    with pytest.raises(ValueError, match="same length, got 2 paths and y of shape"):
-        check_files(["a.wav", "b.wav"], ["x"])
+    assert datasets.make_synthetic is synthetic.make_synthetic
+    assert genreclf.make_synthetic is synthetic.make_synthetic
+    assert datasets.SYNTHETIC_GENRES is synthetic.SYNTHETIC_GENRES
+    assert datasets.check_files is features.check_files
+    assert genreclf.check_files is features.check_files
+    assert datasets.DatasetWarning is exceptions.DatasetWarning
+    assert {"make_synthetic", "check_files"} <= set(dir(datasets))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        datasets.nope  # noqa: B018

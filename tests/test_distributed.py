@@ -28,6 +28,8 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold  # noqa: E402
 from genreclf import distributed as gdist  # noqa: E402
 from genreclf.distributed import check_shared_folder, fit_search, use_dask  # noqa: E402
 
+pytestmark = pytest.mark.integration  # Dask clusters in subprocesses
+
 BATCH_SIZES = [2, 8]
 GENRES = ["ambient", "rock", "techno"]
 
@@ -362,23 +364,68 @@ def test_fit_search_input_errors(mlflow_uri):
         fit_search(grid, X, y)
 
 
-def test_candidate_matching_and_values():
-    from sklearn.dummy import DummyClassifier
-    from sklearn.preprocessing import StandardScaler
-
-    assert gdist._same(StandardScaler(with_mean=False), StandardScaler(with_mean=False))
-    assert not gdist._same(StandardScaler(), StandardScaler(with_mean=False))
-    assert gdist._same(np.array([1, 2]), np.array([1, 2]))
-    assert gdist._value_text(StandardScaler()) == "StandardScaler"
-    scorer = gdist._CandidateScorer(
-        None,
-        None,
-        [{"strategy": "prior"}, {"strategy": "prior", "constant": 1}],
-        ["a", "b"],
-        {},
-        {},
-    )
-    assert scorer._candidate(DummyClassifier(constant=1)) == 1
-    assert scorer._candidate(DummyClassifier(strategy="uniform")) is None
+def test_local_uri_detection():
     assert gdist._is_local_uri("sqlite:///x.db") and gdist._is_local_uri("./mlruns")
     assert not gdist._is_local_uri("http://host:5000")
+
+
+class _Offset:
+    """A callable parameter value whose ``repr`` carries a memory address."""
+
+    def __init__(self, by):
+        self.by = by
+
+    def __call__(self, X):
+        return X + self.by
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.by == self.by
+
+    __hash__ = None
+
+
+def test_both_writers_give_candidates_the_same_parameter_text(mlflow_uri):
+    """``log_search`` (n_jobs=1, after the fit) and ``fit_search`` (Dask path).
+
+    Both write the candidate runs of the same search: same keys, same text,
+    also for a value whose repr holds a memory address (" at 0x...").
+    """
+    import mlflow
+    from sklearn.dummy import DummyClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from genreclf.tracking import log_search
+
+    X, y = np.arange(12.0).reshape(6, 2), np.array([0, 1] * 3)
+    grid = {
+        "functiontransformer__func": [_Offset(1), None],
+        "dummyclassifier__strategy": ["prior"],
+    }
+
+    def search():
+        pipe = make_pipeline(FunctionTransformer(), DummyClassifier())
+        return GridSearchCV(pipe, grid, cv=2)
+
+    client = mlflow.MlflowClient()
+    with mlflow.start_run() as parent:
+        fitted = search().fit(X, y)
+        local = log_search(fitted, parent.info.run_id)
+        on_workers = fit_search(search(), X, y, parent_run_id=parent.info.run_id)
+    assert len(local) == len(on_workers) == 2
+    for a, b in zip(local, on_workers, strict=True):
+        pa, pb = client.get_run(a).data.params, client.get_run(b).data.params
+        assert pa == pb
+        assert " at 0x" not in "".join(pa.values())
+    first = client.get_run(local[0]).data.params["functiontransformer__func"]
+    assert first.startswith("<") and "_Offset object>" in first
+    for a, b in zip(local, on_workers, strict=True):
+        ra, rb = client.get_run(a), client.get_run(b)
+        assert ra.info.status == rb.info.status == "FINISHED"
+        assert ra.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert ra.data.tags["genreclf.candidate_index"] == (
+            rb.data.tags["genreclf.candidate_index"]
+        )
+        assert ra.data.metrics["mean_test_score"] == pytest.approx(
+            rb.data.metrics["mean_test_score"]
+        )

@@ -394,3 +394,17 @@ def test_invalid_subset(tmp_path):
     with pytest.raises(ValueError, match="subset must be one of"):
         download_fma("tiny", tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_no_network_says_nothing_was_kept(tmp_path):
+    """Issue 15: without a network the error claimed a ``.part`` file was kept."""
+    import socket
+
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(DownloadError, match="nothing was received") as err:
+        download_fma("small", dest=tmp_path, base_url=f"http://127.0.0.1:{port}/")
+    assert ".part" not in str(err.value) and "kept" not in str(err.value)
+    assert "Connection refused" in str(err.value)
+    assert not list(tmp_path.rglob("*.part"))

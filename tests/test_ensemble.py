@@ -10,7 +10,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch.callbacks import Callback
 
-from genreclf.ensemble import GenreEnsemble
+from genreclf.ensemble import MANIFEST, MEMBER_GLOB, GenreEnsemble, member_filename
 from genreclf.model import GenreNet
 
 GENRES = np.array(["blues", "jazz", "metal", "rock"])
@@ -117,15 +117,38 @@ def test_params_are_those_of_a_plain_estimator(fitted):
     assert GenreEnsemble().set_params(net__batch_size=7).net.batch_size == 7
 
 
+def _trained_batch_sizes(member):
+    """The batch size a member trained with, read from its epoch history."""
+    sizes = [
+        b["train_batch_size"] for b in member.history[0, "batches"]
+        if "train_batch_size" in b
+    ]  # fmt: skip
+    # a batch size larger than the training part trains in one full batch
+    assert max(sizes) == min(member.batch_size, sum(sizes))
+    return member.batch_size, sum(sizes)
+
+
 def test_grid_search_sets_the_batch_size_of_every_member(data):
     X, y = data
+    seen = []
+
+    def scorer(ensemble, X_test, y_test):
+        # What each candidate's members actually trained with, fold by fold.
+        seen.append([_trained_batch_sizes(m) for m in ensemble.estimators_])
+        return ensemble.score(X_test, y_test)
+
     search = GridSearchCV(
         GenreEnsemble(tiny_net(max_epochs=1), n_members=2, random_state=0),
         {"net__batch_size": [5, 16]},
         cv=2,
+        scoring=scorer,
     )
     search.fit(X, y)
-    assert search.best_params_["net__batch_size"] in (5, 16)
+    # 2 candidates x 2 folds, candidate by candidate, then the refit (no score)
+    sizes = [[size for size, _ in fold] for fold in seen]
+    assert sizes == [[5, 5]] * 2 + [[16, 16]] * 2
+    n_train = seen[0][0][1]  # 8 of the 10 clips of a fold train, 2 validate
+    assert n_train == 8 and all(n == n_train for fold in seen for _, n in fold)
     members = search.best_estimator_.estimators_
     assert {m.batch_size for m in members} == {search.best_params_["net__batch_size"]}
 
@@ -137,8 +160,17 @@ def test_hard_voting_and_member_scores(fitted, data):
     assert set(hard.predict(X)) <= set(GENRES)
     with pytest.raises(AttributeError, match="no attribute 'predict_proba'"):
         hard.predict_proba(X)
-    scores = ensemble.score_members(X, y)
-    assert scores.shape == (3,) and np.all((scores >= 0) & (scores <= 1))
+    # each member's own accuracy, on clips where the members disagree
+    rng = np.random.default_rng(1)
+    X_noisy = X + rng.normal(scale=3.0, size=X.shape).astype(np.float32)
+    scores = ensemble.score_members(X_noisy, y)
+    expected = [
+        np.mean(ensemble.classes_[m.predict(X_noisy)] == y)
+        for m in ensemble.estimators_
+    ]
+    assert scores.shape == (3,)
+    np.testing.assert_allclose(scores, expected)
+    assert len(set(expected)) > 1  # the check can tell the members apart
 
 
 def test_clone_and_pickle_round_trip(fitted, data):
@@ -155,10 +187,20 @@ def test_clone_and_pickle_round_trip(fitted, data):
 
 def test_bad_parameters_and_targets(data):
     X, y = data
-    with pytest.raises(ValueError, match="n_members"):
+    with pytest.raises(
+        ValueError,
+        match=r"'n_members' parameter of GenreEnsemble must be an int in the "
+        r"range \[1, inf\). Got 0",
+    ):
         GenreEnsemble(tiny_net(), n_members=0).fit(X, y)
-    with pytest.raises(ValueError, match="voting"):
+    with pytest.raises(ValueError, match=r"'voting' parameter .* among .*'soft'"):
         GenreEnsemble(tiny_net(), voting="mean").fit(X, y)
+    with pytest.raises(ValueError, match=r"'net' parameter .* implementing 'fit'"):
+        GenreEnsemble(net="GenreNet").fit(X, y)
+    with pytest.raises(ValueError, match=r"'checkpoint_dir' parameter .* Got 3"):
+        GenreEnsemble(tiny_net(), checkpoint_dir=3).fit(X, y)
+    with pytest.raises(ValueError, match=r"'n_jobs' parameter .* Got 1.5"):
+        GenreEnsemble(tiny_net(), n_jobs=1.5).fit(X, y)
     with pytest.raises(ValueError, match="Unknown label type: continuous"):
         GenreEnsemble(tiny_net(), n_members=1).fit(X, np.linspace(0, 1, len(y)))
 
@@ -191,6 +233,11 @@ def test_interrupted_fit_resumes_from_saved_members(tmp_path, data, fitted):
         "ensemble.json",
         "member0.joblib",
         "member1.joblib",
+    ]
+    assert MANIFEST == "ensemble.json" and member_filename(1) == "member1.joblib"
+    assert sorted(p.name for p in folder.glob(MEMBER_GLOB)) == [
+        member_filename(0),
+        member_filename(1),
     ]
     seen = []
     resumed = clone(interrupted).set_params(

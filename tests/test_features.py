@@ -15,11 +15,13 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import genreclf._mfcc as mfcc_impl
 from genreclf.audio import AudioLoadError, load_audio
+from genreclf.exceptions import DatasetWarning
 from genreclf.features import (
     DEFAULT_DURATION,
     FeatureExtractionError,
     MFCCStandardizer,
     MFCCTransformer,
+    check_files,
     compute_mfcc,
     find_bad_files,
 )
@@ -90,6 +92,33 @@ def test_mel_filterbank_matches_librosa(sr, n_fft, n_mels):
     ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
     assert ours.dtype == np.float32
     np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-8)
+    # the kernel's bands hold the whole filterbank: nothing is cut off
+    kernel = mfcc_impl.MFCCKernel(sr, n_fft, 512, n_mels, min(20, n_mels))
+    np.testing.assert_array_equal(kernel.filterbank(), ours)
+
+
+@pytest.mark.parametrize("top_db", [80.0, 20.0])
+def test_power_to_db_matches_librosa(top_db):
+    librosa = pytest.importorskip("librosa")
+    rng = np.random.default_rng(0)
+    S = (rng.random((50, 64)) ** 8).astype(np.float32)
+    S[0, :5] = 0.0  # below amin
+    ref = librosa.power_to_db(S, top_db=top_db)
+    ours = mfcc_impl.power_to_db(S.copy(), top_db=top_db)
+    assert ours.dtype == np.float32
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-4)
+
+
+def test_kernel_built_once_and_sent_to_workers(clips, tmp_path):
+    import pickle as pkl
+
+    kernel = mfcc_impl.kernel(22050, 2048, 512, 128, 20)
+    assert mfcc_impl.kernel(22050, 2048, 512, 128, 20) is kernel
+    # a worker gets it pickled, small, and computes the same MFCCs
+    raw = pkl.dumps(kernel)
+    assert len(raw) < 200_000
+    y = np.random.default_rng(0).standard_normal(22050).astype(np.float32)
+    np.testing.assert_array_equal(pkl.loads(raw)(y), kernel(y))
 
 
 def test_compute_mfcc_rejects_2d():
@@ -147,7 +176,7 @@ def test_wrap_padding_repeats_the_clip(clips, tmp_path):
         MFCCTransformer(duration=0.5, pad="wrap").transform(clips[1:2]),
         MFCCTransformer(duration=0.5).transform(clips[1:2]),
     )
-    with pytest.raises(ValueError, match="pad must be one of"):
+    with pytest.raises(ValueError, match=r"'pad' parameter .* among \{.*'zeros'"):
         MFCCTransformer(pad="reflect").fit()
 
 
@@ -177,7 +206,7 @@ def test_rms_loudness_makes_features_gain_invariant(tmp_path):
     sf.write(silent, np.zeros(2205, np.float32), 22050)
     X = MFCCTransformer(duration=0.1, loudness="rms").transform([str(silent)])
     assert np.isfinite(X).all()
-    with pytest.raises(ValueError, match="loudness must be one of"):
+    with pytest.raises(ValueError, match=r"'loudness' parameter .* None or a str"):
         MFCCTransformer(loudness="peak").fit()
 
 
@@ -219,23 +248,42 @@ def test_bad_X(X, error, message):
         MFCCTransformer().transform(X)
 
 
+_MUST = r"The '{}' parameter of MFCCTransformer must be "
+
+
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"sr": 0}, "sr must be a positive integer"),
-        ({"n_mfcc": 2.5}, "n_mfcc must be a positive integer"),
-        ({"hop_length": True}, "hop_length must be a positive integer"),
-        ({"duration": 0}, "duration must be a positive number"),
-        ({"duration": None}, "duration must be a positive number"),
-        ({"offset": -1}, "offset must be a non-negative number"),
+        ({"sr": 0}, _MUST.format("sr") + r"an int in the range \[1, inf\)"),
+        ({"n_mfcc": 2.5}, _MUST.format("n_mfcc") + r"an int in the range \[1, inf\)"),
+        ({"hop_length": True}, _MUST.format("hop_length") + r"an int .*not a bool"),
+        ({"duration": 0}, _MUST.format("duration") + r"None or a float in the range \(0"),
+        ({"duration": "all"}, _MUST.format("duration") + "None or a float in the range"),
+        ({"duration": float("inf")}, _MUST.format("duration") + ".*Got inf"),
+        ({"duration": True}, _MUST.format("duration") + ".*not a bool"),
+        ({"offset": -1}, _MUST.format("offset") + r"a float in the range \[0"),
         ({"n_mfcc": 40, "n_mels": 20}, r"n_mfcc \(40\) cannot exceed n_mels"),
-        ({"memory": 3}, "memory must be None, a folder path or a joblib.Memory"),
+        ({"pad": "edge"}, _MUST.format("pad") + r"a str among \{.*'wrap'"),
+        ({"loudness": "peak"}, _MUST.format("loudness") + r"None or a str among"),
+        ({"memory": 3}, _MUST.format("memory") + r"None, an instance of 'str'.*cache"),
+        ({"n_jobs": "all"}, _MUST.format("n_jobs") + r"None or an instance of 'int'"),
+        ({"normalize": "pcen"}, _MUST.format("normalize") + r"None or a str among.*cmvn"),
+        ({"features": "stft"}, _MUST.format("features") + r"a str among.*logmel"),
+        ({"augment": -1}, _MUST.format("augment") + r"an int in the range \[0, inf\)"),
+        ({"augment": True, "duration": None}, _MUST.format("augment") + ".*not a bool"),
+        ({"augment_seed": 1.5}, _MUST.format("augment_seed") + r"an int in the range"),
+        ({"augment": 2}, r"'augment' parameter of MFCCTransformer needs duration=None"),
     ],
 )
 def test_bad_parameters(clips, params, message):
+    from sklearn.utils._param_validation import InvalidParameterError
+
     t = MFCCTransformer(**params)
-    with pytest.raises((ValueError, TypeError), match=message):
-        t.fit(clips).transform(clips)
+    with pytest.raises(InvalidParameterError, match=message):
+        t.fit(clips)
+    # transform needs no fit, and validates as well
+    with pytest.raises(InvalidParameterError, match=message):
+        MFCCTransformer(**params).transform(clips)
 
 
 def test_fit_returns_self_clone_params_pickle(tmp_path, clips):
@@ -388,6 +436,76 @@ def test_find_bad_files(tmp_path, clips, count_loads):
     assert find_bad_files([str(empty)]) == {str(empty): "empty file (0 bytes)"}
 
 
+# -- the bad-file screen: check_files ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    from genreclf.synthetic import make_synthetic
+
+    out = tmp_path_factory.mktemp("synthetic")
+    return make_synthetic(out, n_per_genre=2, duration=1.0, random_state=0)
+
+
+@pytest.fixture
+def mixed_files(tmp_path, synthetic):
+    paths, y = synthetic
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.mp3"
+    text.write_text("not audio at all " * 20)
+    missing = tmp_path / "missing.wav"
+    files = [paths[0], str(empty), paths[5], str(text), str(missing), paths[9]]
+    labels = [y[0], "bad1", y[5], "bad2", "bad3", y[9]]
+    return files, np.array(labels, dtype=object), [str(empty), str(text), str(missing)]
+
+
+def _transformer(tmp_path):
+    return MFCCTransformer(duration=0.5, memory=str(tmp_path / "cache"))
+
+
+def test_check_files_raise_lists_every_bad_file(tmp_path, mixed_files):
+    files, labels, bad = mixed_files
+    with pytest.raises(FeatureExtractionError, match=r"3 of 6 audio files") as info:
+        check_files(files, labels, transformer=_transformer(tmp_path))
+    assert set(info.value.failures) == set(bad)
+    message = str(info.value)
+    assert all(b in message for b in bad)
+    assert "empty file" in info.value.failures[bad[0]]
+
+
+def test_check_files_skip_keeps_alignment(tmp_path, mixed_files):
+    files, labels, bad = mixed_files
+    with pytest.warns(
+        DatasetWarning, match=r"3 of 6 files cannot be read and are skipped"
+    ):
+        paths, y, failures = check_files(
+            files, labels, on_error="skip", transformer=_transformer(tmp_path)
+        )
+    assert list(paths) == [files[0], files[2], files[5]]
+    assert list(y) == [labels[0], labels[2], labels[5]]
+    assert set(failures) == set(bad)
+
+
+def test_check_files_all_good_and_cache_is_filled(tmp_path, synthetic):
+    paths, y = synthetic
+    transformer = _transformer(tmp_path)
+    out_paths, out_y, bad = check_files(paths[:4], list(y[:4]), transformer=transformer)
+    assert (
+        bad == {} and list(out_paths) == list(paths[:4]) and list(out_y) == list(y[:4])
+    )
+    assert os.listdir(tmp_path / "cache")  # features were cached for the fit to come
+    _, none_y, _ = check_files(paths[:2], transformer=transformer)
+    assert none_y is None
+
+
+def test_check_files_errors(tmp_path):
+    with pytest.raises(ValueError, match="on_error must be one of"):
+        check_files(["a.wav"], ["x"], on_error="ignore")
+    with pytest.raises(ValueError, match="same length, got 2 paths and y of shape"):
+        check_files(["a.wav", "b.wav"], ["x"])
+
+
 # -- standardizer ------------------------------------------------------------------
 
 
@@ -413,6 +531,17 @@ def test_standardizer_on_mfcc_images():
     assert s.transform(X.astype(np.float64)).dtype == np.float64
     constant = np.ones((3, 1, 4, 5), np.float32)
     np.testing.assert_array_equal(MFCCStandardizer().fit_transform(constant), 0)
+
+
+@pytest.mark.parametrize("name", ["with_mean", "with_std"])
+def test_standardizer_bad_parameters(name):
+    X = np.zeros((2, 1, 4, 5), np.float32)
+    with pytest.raises(
+        ValueError,
+        match=rf"The '{name}' parameter of MFCCStandardizer must be an instance of "
+        r"'bool'.*Got 'yes' instead",
+    ):
+        MFCCStandardizer(**{name: "yes"}).fit(X)
 
 
 def test_standardizer_shape_mismatch():

@@ -1,6 +1,7 @@
-"""GenreCNN, GenreNet and the slicing helpers: shapes, training rules, API."""
+"""GenreCNN, GenreNet and the window helpers: shapes, training rules, API."""
 
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -11,15 +12,28 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch.callbacks import Callback
 from skorch.exceptions import DeviceWarning
 
-from genreclf._slicing import (
+import genreclf._slicing
+import genreclf.cnn
+import genreclf.model
+import genreclf.windows
+from genreclf._training import check_device, holdout_split, resolve_device
+from genreclf.clips import ClipFeatures
+from genreclf.model import (
+    DEPRECATED_AUGMENTATIONS,
+    STUDY_PARAM_GROUPS,
+    GenreCNN,
+    GenreNet,
+)
+from genreclf.windows import (
     WindowDataset,
+    as_clips,
     combine_windows,
     finish_combine,
     iter_window_batches,
+    vote_windows,
+    window_index,
     window_starts,
 )
-from genreclf._training import holdout_split, resolve_device
-from genreclf.model import STUDY_PARAM_GROUPS, GenreCNN, GenreNet
 
 GENRES = np.array(["blues", "jazz", "metal", "rock"])
 TINY = {"module__filters": (4, 8, 8), "module__dense": 8, "lr": 1e-3}
@@ -272,14 +286,20 @@ def test_valid_size_as_a_count():
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"window": 0}, "window must be None or an int >= 1"),
-        ({"window_hop": 2.5}, "window_hop must be None or an int >= 1"),
-        ({"time_mask": -1}, "time_mask must be an int >= 0"),
-        ({"c0_shift": -0.1}, "c0_shift must be a finite number >= 0"),
-        ({"combine": "max"}, "combine must be one of"),
-        ({"train_windows": "some"}, "train_windows must be one of"),
-        ({"monitor": "train_loss"}, "monitor must be one of"),
-        ({"valid_size": 1.5}, "valid_size must be None, a float"),
+        ({"window": 0}, r"'window' parameter of GenreNet must be an int in the "
+         r"range \[1, inf\) or None. Got 0"),
+        ({"window_hop": 2.5}, r"'window_hop' parameter .* an int in the range "
+         r"\[1, inf\) or None"),
+        ({"time_mask": -1}, r"'time_mask' parameter .* an int in the range \[0, inf\)"),
+        ({"c0_shift": -0.1}, r"'c0_shift' parameter .* a float in the range "
+         r"\[0.0, inf\)"),
+        ({"mixup": float("inf")}, r"'mixup' parameter .* a float in the range"),
+        ({"combine": "max"}, r"'combine' parameter .* a str among .*'logmean'"),
+        ({"train_windows": "some"}, r"'train_windows' parameter .* among .*'all'"),
+        ({"monitor": "train_loss"}, r"'monitor' parameter .* among .*'valid_acc'"),
+        ({"valid_size": 1.5}, r"'valid_size' parameter .* a float in the range "
+         r"\[0.0, 1.0\), an int in the range \[0, inf\) or None. Got 1.5"),
+        ({"random_state": "seven"}, r"'random_state' parameter of GenreNet"),
         ({"train_split": lambda ds, y: (ds, None)}, "leave train_split=None"),
     ],
 )
@@ -390,7 +410,6 @@ def test_slice_voting_fit_and_predict(data, train_windows, combine):
         window_hop=6,
         train_windows=train_windows,
         combine=combine,
-        time_mask=2,
         random_state=0,
     ).fit(X, y)
     assert net.module_.n_frames == 12
@@ -450,6 +469,85 @@ def test_net_saved_for_cuda_loads_on_a_cpu_only_machine(fitted, data):
         loaded = pickle.loads(blob)
     assert loaded.device == "cpu"
     np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+
+
+def test_fitted_net_pickled_under_the_old_class_path_loads(fitted, data):
+    """Models saved before genreclf.cnn name genreclf.model.GenreCNN/_ConvBlock."""
+    X, _ = data
+    assert genreclf.model.GenreCNN is genreclf.cnn.GenreCNN
+    assert genreclf.model._ConvBlock is genreclf.cnn.ConvBlock
+    # Pickle as the old layout did: the classes declared in genreclf.model.
+    cnn, block = genreclf.cnn.GenreCNN, genreclf.cnn.ConvBlock
+    try:
+        cnn.__module__ = block.__module__ = "genreclf.model"
+        block.__qualname__ = "_ConvBlock"
+        blob = pickle.dumps(fitted)
+    finally:
+        cnn.__module__ = block.__module__ = "genreclf.cnn"
+        block.__qualname__ = "ConvBlock"
+    assert b"genreclf.model" in blob and b"_ConvBlock" in blob
+    assert b"genreclf.cnn" not in blob
+    loaded = pickle.loads(blob)
+    assert type(loaded.module_) is genreclf.cnn.GenreCNN
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+    # and what is pickled now names the new module
+    assert b"genreclf.cnn" in pickle.dumps(fitted)
+
+
+def test_old_slicing_module_still_imports():
+    assert genreclf._slicing.WindowDataset is genreclf.windows.WindowDataset
+    assert genreclf._slicing.window_starts is window_starts
+
+
+def test_as_clips_and_vote_windows():
+    assert as_clips(np.zeros((3, 20, 9))).shape == (3, 1, 20, 9)
+    with pytest.raises(ValueError, match="empty axis"):
+        as_clips(np.zeros((3, 1, 0, 9)))
+    X = np.arange(2 * 10, dtype=np.float32).reshape(2, 1, 1, 10)
+    seen = []
+
+    def log_proba(batch):  # class 1 wins on windows whose first value is even
+        seen.append(len(batch))
+        first = batch[:, 0, 0, 0]
+        p = np.where(first[:, None] % 2 == 0, [0.2, 0.8], [0.6, 0.4])
+        return np.log(p)
+
+    proba = vote_windows(log_proba, X, 4, 3, 4, "vote")
+    assert seen == [4, 2]  # 3 windows per clip, at most 4 per call
+    # clip 0 starts at 0, 3, 6 (even, odd, even); clip 1 at 10, 13, 16
+    np.testing.assert_allclose(proba, [[1 / 3, 2 / 3], [1 / 3, 2 / 3]])
+
+
+@pytest.mark.parametrize("name, value", [
+    ("time_shift", 2), ("time_mask", 2), ("freq_mask", 2), ("c0_shift", 0.3),
+    ("mixup", 0.2),
+])  # fmt: skip
+def test_deprecated_augmentations_warn_and_still_train(data, name, value):
+    X, y = data
+    assert name in DEPRECATED_AUGMENTATIONS
+    net = GenreNet(**TINY, max_epochs=1, random_state=0, **{name: value})
+    with pytest.warns(FutureWarning, match=f"'{name}' option is deprecated"):
+        net.fit(X, y)
+    assert net.predict(X).shape == (len(y),)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the defaults never warn
+        GenreNet(**TINY, max_epochs=1, random_state=0).fit(X, y)
+
+
+def test_unavailable_cuda_device_is_refused_clearly(data, monkeypatch):
+    X, y = data
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert check_device("auto") == "cpu" and check_device("cpu") == "cpu"
+    net = GenreNet(**TINY, max_epochs=1, device="cuda")
+    with pytest.raises(ValueError, match="device='cuda' but CUDA is not available"):
+        net.fit(X, y)
+    with pytest.raises(ValueError, match="device='cuda:0' but CUDA"):
+        check_device("cuda:0")
+    auto = GenreNet(**TINY, max_epochs=1, device="auto", random_state=0).fit(X, y)
+    assert auto.get_params()["device"] == "auto" and auto.device == "cpu"
+    assert next(auto.module_.parameters()).device.type == "cpu"
+    cpu = GenreNet(**TINY, max_epochs=1, device="cpu", random_state=0).fit(X, y)
+    np.testing.assert_array_equal(cpu.predict_proba(X), auto.predict_proba(X))
 
 
 def test_auto_device_resolves_at_use(monkeypatch):
@@ -539,3 +637,273 @@ def test_interruption_keeps_best_epoch_and_is_raised(data):
         net.fit(X, y)
     assert net.interrupted_ and len(net.history) == 2
     assert net.best_epoch_ in (1, 2) and net.predict(X).shape == (len(y),)
+
+
+# --- clips of their own widths (ClipFeatures) --------------------------------------
+
+
+def make_ragged(n_per_class=6, widths=(12, 30, 57), seed=0):
+    """ClipFeatures of clips of different widths whose class shifts coefficients."""
+    X, y = make_clips(n_per_class=n_per_class, n_frames=max(widths), seed=seed)
+    rng = np.random.default_rng(seed)
+    cut = rng.choice(widths, size=len(y))
+    return ClipFeatures([x[0, :, :w] for x, w in zip(X, cut)]), y
+
+
+RAGGED = {**TINY, "module__head": "global", "window": 16, "window_hop": 8}
+
+
+@pytest.fixture(scope="module")
+def ragged():
+    return make_ragged()
+
+
+@pytest.fixture(scope="module")
+def ragged_fitted(ragged):
+    X, y = ragged
+    net = GenreNet(**RAGGED, train_windows="all", combine="logmean", max_epochs=4)
+    return net.set_params(random_state=0).fit(X, y)
+
+
+def test_clip_features_train_on_their_real_windows(ragged_fitted, ragged):
+    X, y = ragged
+    net = ragged_fitted
+    assert (net.n_channels_, net.n_mfcc_, net.n_frames_) == (1, 20, 57)
+    y_enc = np.searchsorted(net.classes_, y)
+    train, _ = holdout_split(y_enc, net.valid_size, net.seed_)
+    _, _, counts = window_index(X.n_frames[train], 16, 8)
+    batches = net.history[0, "batches"]
+    per_epoch = sum(b["train_batch_size"] for b in batches if "train_batch_size" in b)
+    assert per_epoch == counts.sum()  # not len(train) * windows of the widest clip
+    assert per_epoch < len(train) * window_starts(57, 16, 8).size
+    assert net.predict(X).shape == (len(y),)
+    np.testing.assert_allclose(net.predict_proba(X).sum(axis=1), 1.0)
+
+
+def test_prediction_votes_over_real_windows_only(ragged_fitted, ragged):
+    X, _ = ragged
+    net = ragged_fitted
+    proba = net.predict_proba(X)
+    for i in np.flatnonzero(X.n_frames < X.n_frames.max())[:4]:
+        alone = X.clip(int(i))[None]  # the clip at its own width, no padding
+        np.testing.assert_allclose(proba[i], net.predict_proba(alone)[0], rtol=1e-6)
+        # By hand: log-softmax of each real window, averaged, normalised.
+        windows = np.stack(
+            [X.window(int(i), s, 16) for s in window_starts(X.n_frames[i], 16, 8)]
+        )
+        with torch.no_grad():
+            net.module_.eval()
+            logp = torch.log_softmax(net.module_(torch.from_numpy(windows)).double(), 1)
+        geo = np.exp(logp.numpy().mean(axis=0))
+        np.testing.assert_allclose(proba[i], geo / geo.sum(), rtol=1e-5)
+    padded = net.predict_proba(X.to_padded())
+    assert not np.allclose(padded, proba)  # padding's windows would change votes
+
+
+def test_valid_acc_is_per_clip(ragged):
+    X, y = ragged
+    net = GenreNet(**RAGGED, train_windows="all", max_epochs=3, monitor="valid_acc")
+    net.set_params(random_state=1).fit(X, y)
+    y_enc = np.searchsorted(net.classes_, y)
+    _, valid = holdout_split(y_enc, net.valid_size, net.seed_)
+    acc = np.mean(net.predict(X[valid]) == y[valid])
+    assert net.history[net.best_epoch_ - 1, "valid_acc"] == pytest.approx(acc)
+    assert all(v * len(valid) == pytest.approx(round(v * len(valid)))
+               for v in net.history[:, "valid_acc"])  # fmt: skip
+
+
+def test_weighted_loss_counts_each_clip_once(ragged_fitted):
+    net = ragged_fitted
+    long_clip = np.random.default_rng(1).normal(size=(20, 16 + 9 * 8)).astype("f4")
+    X = ClipFeatures([long_clip, long_clip[:, :10]])  # 10 windows and 1 window
+    y_enc = np.array([0, 1])
+    data = WindowDataset(X, y_enc, [0, 1], window=16, hop=8, mode="all")
+    xb, yb, wb, pos = data[list(range(len(data)))]
+    with torch.no_grad():
+        logits = net.infer(xb)
+        loss = net.weighted_loss(logits, yb, wb)
+        per = torch.nn.functional.cross_entropy(logits, yb, reduction="none")
+    by_clip = [per[pos == c].mean() for c in (0, 1)]
+    assert float(loss) == pytest.approx(float(sum(by_clip) / 2), rel=1e-5)
+    assert float(loss) != pytest.approx(float(per.mean()), rel=1e-3)
+
+
+def test_only_mini_batches_of_windows_are_read(ragged):
+    X, y = ragged
+    reads = []
+
+    class Watched(ClipFeatures):
+        def window(self, i, start, width, variant=0):
+            reads.append((1, width))
+            return super().window(i, start, width, variant=variant)
+
+        def windows(self, clips, starts, width, variants=None):
+            reads.append((len(clips), width))
+            return super().windows(clips, starts, width, variants=variants)
+
+        def clip(self, i):
+            raise AssertionError("a whole clip was read")
+
+        def to_padded(self, n_frames=None):
+            raise AssertionError("every clip was read into one array")
+
+    watched = Watched([X.window(i, 0, int(w)) for i, w in enumerate(X.n_frames)])
+    net = GenreNet(**RAGGED, max_epochs=1, random_state=0).fit(watched, y)
+    net.predict(watched)
+    assert reads and {width for _, width in reads} == {16}
+    assert max(n for n, _ in reads) <= 32  # a mini-batch (5) or a prediction batch
+
+
+def test_training_reads_random_variants_validation_and_prediction_variant_zero(ragged):
+    X, y = ragged
+    calls = []
+
+    class Recorded(ClipFeatures):
+        def windows(self, clips, starts, width, variants=None):
+            calls.append(None if variants is None else set(np.asarray(variants)))
+            return super().windows(clips, starts, width, variants=variants)
+
+    clips = [X.clip(i)[0] for i in range(len(X))]
+    louder = [[c + 1.0, c * 0.5] for c in clips]  # two production variants
+    V = Recorded(clips, variants=louder)
+    assert V.n_variants == 3
+    net = GenreNet(**RAGGED, train_windows="all", max_epochs=2, random_state=0)
+    net.fit(V, y)
+    n_train = net.history[0, "train_batch_count"]
+    train_calls = calls[:n_train]  # the first epoch's training batches
+    assert all(c is not None for c in train_calls)
+    assert set().union(*train_calls) == {0, 1, 2}
+    valid_calls = calls[n_train : n_train + net.history[0, "valid_batch_count"]]
+    assert valid_calls and all(c is None for c in valid_calls)
+    calls.clear()
+    net.predict(V)
+    assert calls and all(c is None for c in calls)
+
+
+def test_search_cross_validation_clone_and_pickle_on_clip_features(ragged):
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+
+    X, y = ragged
+    net = GenreNet(**RAGGED, max_epochs=1, valid_size=None, random_state=0)
+    scores = cross_val_score(net, X, y, cv=2)
+    assert scores.shape == (2,) and np.all((0 <= scores) & (scores <= 1))
+    search = GridSearchCV(net, {"window_hop": [8, 16]}, cv=2).fit(X, y)
+    assert search.best_estimator_.predict(X[:3]).shape == (3,)
+    fitted = clone(net).fit(X, y)
+    loaded = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+    with pytest.raises(ValueError, match="fitted on 1 channel.* of 20 MFCCs"):
+        fitted.predict(ClipFeatures([np.zeros((10, 30), np.float32)]))
+
+
+# --- precision, layout, progress -----------------------------------------------
+
+
+def test_bf16_model_predicts_in_fp32_after_loading():
+    X, y = make_clips(n_per_class=10, n_frames=32, seed=3)
+    net = GenreNet(**TINY, max_epochs=4, precision="bf16", random_state=0).fit(X, y)
+    assert all(p.dtype == torch.float32 for p in net.module_.parameters())
+    conv = net.module_.blocks[0].conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)  # "auto"
+    bf16 = net.predict(X)
+    loaded = pickle.loads(pickle.dumps(net)).set_params(precision="fp32")
+    assert all(p.dtype == torch.float32 for p in loaded.module_.parameters())
+    fp32 = loaded.predict(X)
+    assert np.mean(fp32 == bf16) >= 0.95
+    assert loaded.module_.blocks[0].conv1.weight.is_contiguous()
+
+
+def test_fp16_trains_with_a_gradient_scaler_on_the_cpu(data):
+    X, y = data
+    net = GenreNet(**TINY, max_epochs=2, precision="fp16", random_state=0).fit(X, y)
+    assert net._grad_scaler is None  # per fit, never pickled
+    assert all(p.dtype == torch.float32 for p in net.module_.parameters())
+    assert np.isfinite(net.history[:, "train_loss"]).all()
+    assert net.predict(X).shape == (len(y),)
+
+
+def test_channels_last_gives_the_same_predictions_in_fp32(fitted, data):
+    X, _ = data
+    net = pickle.loads(pickle.dumps(fitted))
+    before = net.predict_proba(X)
+    net.set_params(channels_last=True)
+    np.testing.assert_allclose(net.predict_proba(X), before, rtol=1e-4, atol=1e-6)
+    assert net.module_.blocks[0].conv1.weight.is_contiguous(
+        memory_format=torch.channels_last
+    )
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"precision": "fp64"}, "'precision' parameter"),
+        ({"channels_last": "yes"}, "'channels_last' parameter"),
+        ({"progress_label": 3}, "'progress_label' parameter"),
+    ],
+)
+def test_bad_precision_options_are_named(data, params, match):
+    X, y = data
+    with pytest.raises(ValueError, match=match):
+        GenreNet(**TINY, max_epochs=1, **params).fit(X, y)
+
+
+def test_bf16_is_refused_on_a_gpu_without_it(monkeypatch):
+    from genreclf._training import check_precision
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    with pytest.raises(ValueError, match="no bfloat16 support: use precision='fp16'"):
+        check_precision("cuda", "bf16")
+    check_precision("cpu", "bf16")
+
+
+def test_one_progress_line_per_epoch(data, capsys):
+    X, y = data
+    net = GenreNet(**TINY, max_epochs=2, verbose=1, progress_label="member 2/5")
+    net.set_params(random_state=0).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    for epoch, line in enumerate(lines, 1):
+        assert re.fullmatch(
+            rf"\[GenreNet member 2/5\] epoch {epoch}/2 train_loss \d+\.\d{{4}} "
+            r"valid_acc \d\.\d{3} valid_loss \d+\.\d{4} \(\d+\.\d s\)",
+            line,
+        ), line
+    GenreNet(**TINY, max_epochs=1, verbose=0, random_state=0).fit(X, y)
+    assert capsys.readouterr().out == ""
+    GenreNet(**TINY, max_epochs=1, verbose=2, random_state=0).fit(X, y)
+    table = capsys.readouterr().out
+    assert "train_loss" in table and "valid_acc" in table and "[GenreNet" not in table
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_cuda_trained_clip_features_net_predicts_the_same_on_cpu(
+    ragged, precision, monkeypatch
+):
+    X, y = ragged
+    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+        pytest.skip("GPU without bfloat16")
+    net = GenreNet(**RAGGED, train_windows="all", max_epochs=2, device="cuda")
+    net.set_params(precision=precision, random_state=0).fit(X, y)
+    assert next(net.module_.parameters()).is_cuda
+    net.set_params(precision="fp32")
+    proba = net.predict_proba(X)
+    blob = pickle.dumps(net)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeviceWarning)
+        loaded = pickle.loads(blob)
+    assert loaded.device == "cpu" and not next(loaded.module_.parameters()).is_cuda
+    np.testing.assert_allclose(loaded.predict_proba(X), proba, atol=1e-4)
+    np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
+
+
+def test_net_pickled_before_the_precision_options_loads(fitted, data):
+    X, _ = data
+    old = pickle.loads(pickle.dumps(fitted))
+    for name in ("precision", "channels_last", "progress_label"):
+        del old.__dict__[name]  # as a net pickled by genreclf 0.1
+    loaded = pickle.loads(pickle.dumps(old))
+    assert (loaded.precision, loaded.channels_last) == ("fp32", "auto")
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))

@@ -22,7 +22,10 @@ from genreclf.cli import main
 from genreclf.pipeline import build_pipeline
 
 mlflow = pytest.importorskip("mlflow")
-pytestmark = pytest.mark.usefixtures("fresh_mlflow_experiment")
+pytestmark = [
+    pytest.mark.integration,  # servers in subprocesses
+    pytest.mark.usefixtures("fresh_mlflow_experiment"),
+]
 
 
 def _get(url, timeout=2):

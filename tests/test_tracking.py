@@ -102,7 +102,10 @@ def test_parent_run_params_and_data(tracked):
     assert params["ensemble__n_members"] == "5"
     assert params["mfcc__duration"] == "1.0"
     assert params["ensemble__net__module__filters"] == "(4, 8, 8)"
-    assert params["ensemble__net__module"] == "genreclf.model.GenreCNN"
+    from genreclf.model import GenreCNN  # defined in genreclf.cnn since 0.2
+
+    assert params["ensemble__net__module"] == f"{GenreCNN.__module__}.GenreCNN"
+    assert GenreCNN.__module__ in ("genreclf.model", "genreclf.cnn")
     # every flattened parameter made it (more than one batch of 100)
     flat = tracking.flatten_params(_tiny("unused"))
     assert set(flat) - {"mfcc__memory"} <= set(params)
@@ -274,6 +277,7 @@ class _SigintAtFit(Callback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
+@pytest.mark.integration
 def test_interrupted_training_is_killed_then_resumed(module_mlflow, tiny_demo):
     _, paths, y = tiny_demo
     X, y_train, _, _ = _split(paths, y)
@@ -456,6 +460,7 @@ def test_unreachable_server_fails_fast_before_any_work(
 # --------------------------------------------------------------------------- search
 
 
+@pytest.mark.integration
 def test_search_logs_one_child_run_per_candidate(module_mlflow, tiny_demo):
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
@@ -599,3 +604,69 @@ def test_figures_are_drawn_without_pyplot():
     fig = tracking.plot_training_curves({0: history, 1: history})
     loss_ax, acc_ax = fig.axes
     assert len(loss_ax.lines) == 4 and len(acc_ax.lines) == 2
+
+
+def test_candidate_matching_and_values():
+    from sklearn.dummy import DummyClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    from genreclf.tracking.params import param_text
+    from genreclf.tracking.search import CandidateScorer, same_value
+
+    assert same_value(StandardScaler(with_mean=False), StandardScaler(with_mean=False))
+    assert not same_value(StandardScaler(), StandardScaler(with_mean=False))
+    assert same_value(np.array([1, 2]), np.array([1, 2]))
+    assert param_text(StandardScaler()) == "StandardScaler"
+    scorer = CandidateScorer(
+        None,
+        None,
+        [{"strategy": "prior"}, {"strategy": "prior", "constant": 1}],
+        ["a", "b"],
+        {},
+        {},
+        str,
+    )
+    assert scorer._candidate(DummyClassifier(constant=1)) == 1
+    assert scorer._candidate(DummyClassifier(strategy="uniform")) is None
+
+
+def test_param_text_drops_memory_addresses():
+    from genreclf.tracking.params import param_text
+
+    class Thing:
+        pass
+
+    text = param_text([Thing(), ("a", Thing())])
+    assert " at 0x" not in text
+    assert text.count("Thing object>") == 2
+
+
+# --------------------------------------------------------------------------- best epoch
+
+
+@pytest.mark.parametrize("monitor", ["valid_loss", "valid_acc"])
+def test_member_runs_log_the_epoch_the_net_kept(module_mlflow, tiny_demo, monitor):
+    """``best_epoch`` is the net's own ``best_epoch_`` (chosen by its monitor)."""
+    _, paths, y = tiny_demo
+    result = tracking.train_and_log(
+        _tiny(module_mlflow / "cache", n_members=3, max_epochs=5, monitor=monitor),
+        paths,
+        y,
+        log_model=False,
+        run_name=f"best-epoch-{monitor}",
+    )
+    members = result.pipeline.named_steps["ensemble"].estimators_
+    client = mlflow.MlflowClient()
+    runs = _children(client, result.run_id)
+    assert [r.info.run_name for r in runs] == ["member-0", "member-1", "member-2"]
+    logged = [int(r.data.metrics["best_epoch"]) for r in runs]
+    kept = [int(m.best_epoch_) for m in members]
+    assert logged == kept
+    lowest_loss = [
+        int(m.history[int(np.argmin(m.history[:, "valid_loss"])), "epoch"])
+        for m in members
+    ]
+    if monitor == "valid_loss":
+        assert kept == lowest_loss
+    else:  # the accuracy keeps another epoch than the loss would, for some net
+        assert kept != lowest_loss

@@ -1,64 +1,24 @@
-"""Evaluation reports: metrics, confusion matrix and training curves.
+"""Evaluation of a fitted pipeline: metrics, confusion matrix, training curves.
 
-Pure functions of predictions and of skorch histories (no MLflow), used by
-:mod:`genreclf.tracking` to log them. Figures are drawn on a
-:class:`matplotlib.figure.Figure` without pyplot, so no display is needed.
+:func:`evaluate_and_log` logs them to the active run. The other functions are
+pure (no MLflow); figures are drawn on a :class:`matplotlib.figure.Figure`
+without pyplot, so no display is needed.
 """
 
+import os
 import re
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
 __all__ = [
-    "CV_SUMMARY_KEYS",
-    "HISTORY_KEYS",
-    "best_epoch",
+    "evaluate_and_log",
     "evaluation_metrics",
-    "member_history",
     "plot_confusion_matrix",
     "plot_training_curves",
     "safe_key",
 ]
-
-#: Per-epoch history entries logged for each member, when present.
-HISTORY_KEYS = ("train_loss", "train_acc", "valid_loss", "valid_acc", "dur")
-
-
-#: The per-candidate summary of a search's ``cv_results_`` logged to each
-#: candidate's run (beside the ``split<k>_test_score`` entries).
-CV_SUMMARY_KEYS = (
-    "mean_test_score",
-    "std_test_score",
-    "rank_test_score",
-    "mean_fit_time",
-    "std_fit_time",
-    "mean_score_time",
-    "std_score_time",
-    "mean_train_score",
-    "std_train_score",
-)
-
-
-def member_history(member, keys=HISTORY_KEYS):
-    """Per-epoch values of ``keys`` (numbers only) in a fitted skorch net."""
-    history = getattr(member, "history", None) or []
-    rows = {}
-    for row in history:
-        epoch = int(row.get("epoch", len(rows) + 1))
-        rows[epoch] = {
-            key: float(row[key])
-            for key in keys
-            if isinstance(row.get(key), (int, float, np.number))
-            and not isinstance(row.get(key), bool)
-        }
-    return rows
-
-
-def best_epoch(history):
-    """Return the epoch with the lowest ``valid_loss`` (None without validation)."""
-    losses = {e: v["valid_loss"] for e, v in history.items() if "valid_loss" in v}
-    return min(losses, key=losses.get) if losses else None
-
 
 _KEY_BAD = re.compile(r"[^\w.\- /:]")
 
@@ -83,7 +43,7 @@ def evaluation_metrics(y_true, y_pred, labels=None, prefix="eval_"):
         True and predicted genres.
     labels : sequence of str, optional
         The genres to report; by default those found in either sequence.
-    prefix : str, default="eval_"
+    prefix : str, default="eval\\_"
         Put in front of every key.
 
     Returns
@@ -197,3 +157,48 @@ def plot_training_curves(histories):
         if ax.lines:
             ax.legend(fontsize="x-small")
     return fig
+
+
+def evaluate_and_log(pipeline, paths, y, prefix="eval_"):
+    """Evaluate a fitted pipeline and log metrics, figures and report.
+
+    Logs to the active run: the metrics of :func:`evaluation_metrics`,
+    ``figures/confusion_matrix.png``, ``evaluation/classification_report.txt``
+    and ``evaluation/predictions.csv`` (path, true and predicted genre).
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        A fitted genreclf pipeline.
+    paths, y : sequences
+        The evaluation files and their genres.
+    prefix : str, default="eval\\_"
+        Metric key prefix.
+
+    Returns
+    -------
+    metrics : dict of str to float
+        What was logged.
+    """
+    import mlflow
+    import pandas as pd
+    from sklearn.metrics import classification_report
+
+    y_true = np.asarray(y).astype(str)
+    y_pred = np.asarray(pipeline.predict(np.asarray(paths, dtype=object))).astype(str)
+    labels = [str(c) for c in getattr(pipeline, "classes_", sorted(set(y_true)))]
+    metrics = evaluation_metrics(y_true, y_pred, labels, prefix)
+    mlflow.log_metrics(metrics)
+    mlflow.log_figure(
+        plot_confusion_matrix(y_true, y_pred, labels), "figures/confusion_matrix.png"
+    )
+    report = classification_report(y_true, y_pred, labels=labels, zero_division=0)
+    mlflow.log_text(report, "evaluation/classification_report.txt")
+    frame = pd.DataFrame(
+        {"path": [os.fspath(p) for p in paths], "genre": y_true, "predicted": y_pred}
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp, "predictions.csv")
+        frame.to_csv(csv, index=False)
+        mlflow.log_artifact(str(csv), "evaluation")
+    return metrics

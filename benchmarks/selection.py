@@ -1,0 +1,125 @@
+"""Choosing the default on a development part, reporting on the other part.
+
+``gtzan-100`` holds clips ``<genre>.000NN`` with NN = 00..09. This script
+splits it by number: the **development part** (NN 00-04, 50 clips) is where
+settings are chosen; the **report part** (NN 05-09, 50 clips) is never looked
+at while choosing. ``--part dev`` scores each variant (the default preset with
+some short options changed) by stratified 5-fold cross-validation inside the
+development part; ``--part report`` trains each variant on the whole
+development part and scores it on the report part, the held-out figure. Both
+score the held-out clips whole and as 3 s excerpts from their middle (most
+music a user sends is short, and the test that matters is on recordings of
+2-3 s). GTZAN's consecutive numbers often share an artist, so the report part
+is also further from the training clips than random folds are.
+
+Usage::
+
+    python benchmarks/selection.py                       # the variants below, dev part
+    python benchmarks/selection.py --part report --members 5 --variants default,baseline
+    python benchmarks/selection.py --variant cmvn:normalize=cmvn --variant ...
+
+Every variant sees the same folds and the same excerpts (paired comparison).
+One net per variant by default (``--members``), which ranks settings at a fifth
+of the cost of the ensemble.
+"""
+
+import argparse
+import os
+import re
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import accuracy  # noqa: E402
+
+#: Named variants of the default preset: name -> short options.
+VARIANTS = {
+    "default": {},
+    "baseline": None,  # MFCC mean/std + logistic regression
+}
+_NUMBER = re.compile(r"\.000(\d\d)\.")
+
+
+def _variant(text):
+    name, _, opts = text.partition(":")
+    options = dict(accuracy._parse_option(o) for o in opts.split(",") if o)
+    return name, options
+
+
+def part_of(paths, part):
+    """Boolean mask of the clips of ``part`` ("dev": NN 00-04, "report": 05-09)."""
+    numbers = np.array([int(_NUMBER.search(Path(p).name).group(1)) for p in paths])
+    return numbers < 5 if part == "dev" else numbers >= 5
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    default_root = os.environ.get("GENRECLF_REAL_AUDIO") or str(
+        Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    )
+    parser.add_argument("--root", default=default_root)
+    parser.add_argument(
+        "--cache", default=str(Path(__file__).parent / "results" / "mfcc-cache")
+    )
+    parser.add_argument("--part", choices=("dev", "report"), default="dev")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--members", type=int, default=1)
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:K=V,..")
+    parser.add_argument("--variants", help="comma list of the named variants to run")
+    args = parser.parse_args(argv)
+    from sklearn.model_selection import StratifiedKFold
+
+    from genreclf.datasets import load_folder
+    from genreclf.pipeline import build_pipeline
+
+    variants = dict(VARIANTS)
+    if args.variants:
+        variants = {k: variants[k] for k in args.variants.split(",")}
+    variants.update(_variant(v) for v in args.variant)
+    paths, y = load_folder(Path(args.root) / "gtzan-100")
+    paths, y = np.asarray(paths, dtype=object), np.asarray(y)
+    if args.part == "dev":
+        keep = part_of(paths, "dev")
+        paths, y = paths[keep], y[keep]
+        cv = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=0)
+        splits = list(cv.split(np.zeros(len(y)), y))
+    else:  # train on the development part, test on the report part
+        dev = part_of(paths, "dev")
+        splits = [(np.flatnonzero(dev), np.flatnonzero(~dev))]
+    short = accuracy.make_excerpts(paths, Path(args.cache) / "gtzan-3s", 3.0)
+    load = os.getloadavg()
+    folds = len(splits)
+    print(f"part {args.part}: {len(y)} clips, {folds} split(s), "
+          f"{args.members} net(s) per variant; load average {load[0]:.2f}", flush=True)
+    print(f"{'variant':<28}{'whole':>8}{'3 s':>8}{'fit s':>8}{'cpu s':>8}", flush=True)
+    for name, options in variants.items():
+        tested = np.zeros(len(y), bool)
+        whole, excerpt = np.zeros(len(y), bool), np.zeros(len(y), bool)
+        start, cpu = time.perf_counter(), time.process_time()
+        for train, test in splits:
+            if options is None:
+                model = accuracy.make_baseline(args.cache, 20)
+            else:
+                model = build_pipeline(
+                    memory=args.cache, random_state=0, n_members=args.members, **options
+                )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                model.fit(paths[train], y[train])
+            whole[test] = model.predict(paths[test]) == y[test]
+            excerpt[test] = model.predict(short[test]) == y[test]
+            tested[test] = True
+        whole, excerpt = whole[tested], excerpt[tested]
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        print(
+            f"{name:<28}{whole.mean():>8.3f}{excerpt.mean():>8.3f}{wall:>8.0f}{cpu:>8.0f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
