@@ -5,7 +5,14 @@ Compares, on the same files and in the same run:
 (a) the naive loop a user would write: ``librosa.load(path, sr=22050)`` then
     ``librosa.feature.mfcc`` (one core);
 (b) genreclf cold (empty cache) with one core and with all cores;
-(c) genreclf warm (cache filled by the cold run).
+(c) genreclf warm (cache filled by the cold run);
+(d) genreclf with ``duration=None`` (every clip at its real length, the output
+    a disk-backed ``ClipFeatures``), cold, and (e) warm, one core.
+
+The ``frames`` column is the number of MFCC frames the run produced (the
+padded/cropped width times the clips for the dense path, each clip's real
+width for the ragged one) and ``features MB`` their size, held in memory by
+the dense path and left on disk by the ragged one.
 
 Each measurement runs in a fresh Python process (so imports and caches do not
 leak between them); the clock covers only the extraction. The CPU time of the
@@ -149,9 +156,7 @@ def kernel_parts(duration, rounds):
         ("scipy.fft.dct, keep 20", lambda: scipy.fft.dct(log_mel, axis=1,
          norm="ortho")[:, :20], "DCT matrix (20 rows)", lambda: log_mel @ dct),
     ]  # fmt: skip
-    print(
-        f"kernel parts, one {duration:g} s clip, 1 thread, CPU ms, best of {rounds}"
-    )
+    print(f"kernel parts, one {duration:g} s clip, 1 thread, CPU ms, best of {rounds}")
     print(f"| {'ours':<28} | {'ms':>6} | {'alternative':<24} | {'ms':>6} |")
     print(f"|{'-' * 30}|{'-' * 8}|{'-' * 26}|{'-' * 8}|")
     with threadpool_limits(1):
@@ -194,15 +199,25 @@ def _measure(mode, list_file, cache, duration, n_jobs):
     else:
         from genreclf.features import MFCCTransformer, compute_mfcc
 
+        if mode.startswith("ragged"):
+            duration = None
         transformer = MFCCTransformer(duration=duration, memory=cache, n_jobs=n_jobs)
         compute_mfcc(np.zeros(22050, np.float32))  # the same warm-up as (a)
 
         def run():
-            transformer.transform(paths)
+            return transformer.transform(paths)
 
     start, cpu = time.perf_counter(), time.process_time()
-    run()
+    out = run()
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    if out is None:
+        frames, feature_mb = None, None
+    elif duration is None:
+        frames = int(out.n_frames.sum())
+        feature_mb = frames * out.n_mfcc * 4 / 1e6
+    else:
+        frames = int(out.shape[0] * out.shape[-1])
+        feature_mb = out.nbytes / 1e6
     if mode == "cold_all":
         from joblib.externals.loky import get_reusable_executor
 
@@ -213,6 +228,8 @@ def _measure(mode, list_file, cache, duration, n_jobs):
         "seconds": seconds,
         "cpu_seconds": cpu,
         "n": len(paths),
+        "frames": frames,
+        "feature_mb": feature_mb,
         "rss_mb": _peak_rss_mb(resource.RUSAGE_SELF),
         "worker_rss_mb": _peak_rss_mb(resource.RUSAGE_CHILDREN),
     }
@@ -278,7 +295,9 @@ def main(argv=None):
         )
         best = {}
         for r in range(args.rounds):
-            caches = {m: os.path.join(work, f"cache-{m}-{r}") for m in ("c1", "ca")}
+            caches = {
+                m: os.path.join(work, f"cache-{m}-{r}") for m in ("c1", "ca", "rg")
+            }
             runs = [
                 ("naive", "(a) naive librosa loop, 1 core", "-", 1, True),
                 ("cold_1", "(b) genreclf cold, 1 core", caches["c1"], 1, True),
@@ -290,7 +309,11 @@ def main(argv=None):
                     False,
                 ),
                 ("warm", "(c) genreclf warm, 1 core", caches["c1"], 1, True),
-            ]
+                ("ragged_cold", "(d) ragged (duration=None) cold", caches["rg"], 1,
+                 True),
+                ("ragged_warm", "(e) ragged (duration=None) warm", caches["rg"], 1,
+                 True),
+            ]  # fmt: skip
             for mode, label, cache, n_jobs, one in runs:
                 res = _spawn(mode, list_file, cache, duration, n_jobs, one)
                 res["label"] = label
@@ -301,11 +324,11 @@ def main(argv=None):
     header = (
         f"| {'mode':<34} | {'clips':>5} | {'seconds':>8} | {'clips/s':>8} | "
         f"{'vs (a)':>7} | {'CPU s':>7} | {'CPU vs (a)':>10} | {'peak RSS MB':>11} | "
-        f"{'worker RSS MB':>13} |"
+        f"{'worker RSS MB':>13} | {'frames':>9} | {'features MB':>11} |"
     )
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
-    for mode in ("naive", "cold_1", "cold_all", "warm"):
+    for mode in ("naive", "cold_1", "cold_all", "warm", "ragged_cold", "ragged_warm"):
         r = best[mode]
         rate = r["n"] / r["seconds"]
         worker = f"{r['worker_rss_mb']:.0f}" if mode == "cold_all" else "-"
@@ -314,10 +337,12 @@ def main(argv=None):
         else:
             cpu = f"{r['cpu_seconds']:.3f}"
             cpu_ratio = f"{best['naive']['cpu_seconds'] / r['cpu_seconds']:.1f}x"
+        frames = "-" if r["frames"] is None else str(r["frames"])
+        size = "-" if r["feature_mb"] is None else f"{r['feature_mb']:.1f}"
         print(
             f"| {r['label']:<34} | {r['n']:>5} | {r['seconds']:>8.3f} | "
             f"{rate:>8.1f} | {rate / naive:>6.1f}x | {cpu:>7} | {cpu_ratio:>10} | "
-            f"{r['rss_mb']:>11.0f} | {worker:>13} |"
+            f"{r['rss_mb']:>11.0f} | {worker:>13} | {frames:>9} | {size:>11} |"
         )
     return 0
 

@@ -589,7 +589,7 @@ def measure_overhead(args, template, X, y, rows):
             common = (tiny, setup, Xn, yn, bs, 1, args.seed, "run")
             skorch_vs_plain(*common, False)
             times = [skorch_vs_plain(*common, bool(r % 2)) for r in range(7)]
-            n_batches = -(-len(Xn) // bs)
+            n_batches = -(-train_items(tiny, Xn) // bs)  # windows, not clips
             fit = statistics.median(t[0][1] - t[1][1] for t in times)
             inf = statistics.median(t[2][1] - t[3][1] for t in times)
             extra[reps] = (n_batches, fit, inf)

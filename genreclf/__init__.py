@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "load_audio": "genreclf.audio",
+    "ClipFeatures": "genreclf.clips",
     "MFCCTransformer": "genreclf.features",
     "MFCCStandardizer": "genreclf.features",
     "check_files": "genreclf.features",
@@ -29,6 +30,7 @@ _EXPORTS = {
     "build_pipeline": "genreclf.pipeline",
     # every error and warning, catchable as genreclf.GenreclfError
     "AudioLoadError": "genreclf.exceptions",
+    "BadRequestError": "genreclf.exceptions",
     "ChecksumError": "genreclf.exceptions",
     "DatasetWarning": "genreclf.exceptions",
     "DownloadError": "genreclf.exceptions",

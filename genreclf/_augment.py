@@ -33,7 +33,7 @@ GAIN_DB = (-20.0, 6.0)  # always
 
 
 def variant_rng(seed, variant, path):
-    """The generator of one variant of one file: same in every process.
+    """Return the generator of one variant of one file, the same in every process.
 
     Parameters
     ----------
@@ -112,7 +112,9 @@ def reencode_mp3(y, sr, quality):
     scale = 1.0 if peak <= 0.99 else 0.99 / peak  # the codec clips at full scale
     buf = io.BytesIO()
     try:
-        sf.write(buf, y * np.float32(scale), sr, format="MP3", compression_level=quality)
+        sf.write(
+            buf, y * np.float32(scale), sr, format="MP3", compression_level=quality
+        )
         buf.seek(0)
         out, _ = sf.read(buf, dtype="float32")
     except RuntimeError:  # soundfile's errors; e.g. a rate MP3 does not have

@@ -73,7 +73,8 @@ def _assignment(text):
 # --------------------------------------------------------------------------- options
 
 _MODEL_HELP = (
-    "runs:/<run id>/model, models:/<model id>, a model folder or a pickled pipeline"
+    "runs:/<run id>/model, models:/<model id>, models:/<name>@<alias>, a model "
+    "folder or a pickled pipeline"
 )
 
 
@@ -259,6 +260,41 @@ OPTIONS = {
         default=3,
         help="probabilities shown per file (default: 3)",
     ),
+    # train: the model registry
+    "register": _opt(
+        "--register",
+        metavar="NAME",
+        default=None,
+        help="register the logged model under NAME in the MLflow model registry "
+        "(a new version); load it as models:/NAME/<version>",
+    ),
+    "alias": _opt(
+        "--alias",
+        metavar="ALIAS",
+        default=None,
+        help="with --register: point ALIAS (e.g. champion) at the new version; "
+        "load it as models:/NAME@ALIAS",
+    ),
+    # serve
+    "host": _opt(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only)",
+    ),
+    "port": _opt("--port", type=int, default=5000, help="TCP port (default: 5000)"),
+    "max_body_mb": _opt(
+        "--max-body-mb",
+        type=float,
+        default=50.0,
+        help="largest request body and clip, in MiB (default: 50)",
+    ),
+    "max_duration": _opt(
+        "--max-duration",
+        type=float,
+        default=3600.0,
+        help="longest clip, in seconds, as its header declares it; longer ones "
+        "are refused without being decoded (default: 3600)",
+    ),
     # download
     "dataset": _opt("dataset", choices=["fma"], help="the dataset"),
     "dest": _opt("--dest", default=".", help="destination folder"),
@@ -288,6 +324,8 @@ OPTIONAL_TEXT = (
     "device",
     "tracking_uri",
     "scheduler",
+    "register",
+    "alias",
 )
 
 _DATA_OPTIONS = ("data", "fma", "subset", "split", "test_size")
@@ -370,6 +408,7 @@ def build_parser():
     _model_group(train)
     _run_group(train)
     _add_all(train, ("checkpoint_dir", "resume", "log_model"))
+    _add_all(train.add_argument_group("registry"), ("register", "alias"))
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -415,6 +454,23 @@ def build_parser():
     _add(group, "scheduler")
     _run_group(search)
     _add(search, "log_model", help="do not log the best pipeline as an MLflow model")
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve a model over HTTP, with a page for people",
+        description="Serve a model on HTTP: POST /invocations (MLflow's JSON "
+        "formats; rows of file paths or base64 audio), GET /ping, and a page at "
+        "/ where audio files are chosen or dropped and their genres shown.",
+    )
+    _add_all(serve, ("model", "host", "port", "top_k", "max_body_mb", "max_duration"))
+
+    describe = commands.add_parser(
+        "describe",
+        help="print a model's card",
+        description="Print the model card (Markdown) of a model: its genres, "
+        "training data, settings, evaluation, calibration and known limits.",
+    )
+    _add(describe, "model")
 
     download = commands.add_parser(
         "download",

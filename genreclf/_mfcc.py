@@ -106,7 +106,7 @@ class MFCCKernel:
                 self.groups.append((lo, hi, m0, m1, weights))
 
     def filterbank(self):
-        """The filterbank rebuilt from its bands, shape (n_mels, 1 + n_fft // 2)."""
+        """Return the filterbank rebuilt from its bands, (n_mels, 1 + n_fft // 2)."""
         out = np.zeros((self.n_mels, 1 + self.n_fft // 2), dtype=np.float32)
         for lo, hi, m0, m1, weights in self.groups:
             out[m0:m1, lo:hi] = weights.T
@@ -171,7 +171,7 @@ def kernel(sr, n_fft, hop_length, n_mels, n_mfcc, dct=True):
 
 
 def params_kernel(params):
-    """The kernel of a transformer's output parameters (``MFCCTransformer``)."""
+    """Return the kernel of a transformer's output parameters."""
     return kernel(
         params["sr"],
         params["n_fft"],
@@ -259,7 +259,7 @@ def clip_waveform(path, params):
 
 
 def waveform_features(y, params, mfcc=None):
-    """The transformer's output for a decoded waveform ``y``.
+    """Return the transformer's output for a decoded waveform ``y``.
 
     With a float ``params["duration"]``, ``y`` is padded (``params["pad"]``,
     absent means ``"zeros"``: silence; ``"wrap"``: the clip repeated) or
@@ -290,8 +290,9 @@ def clip_mfcc(path, params, mfcc=None):
     return waveform_features(clip_waveform(path, params), params, mfcc)
 
 
-def extract_task(path, entry, params, mfcc=None, variants=(), augment_seed=0,
-                 keep=True):
+def extract_task(
+    path, entry, params, mfcc=None, variants=(), augment_seed=0, keep=True
+):
     """Compute one clip's features (and variants), caching them when asked.
 
     Parameters
@@ -369,9 +370,13 @@ def extract_batch(items, params, mfcc=None, augment_seed=0, keep=True):
     with threadpool_limits(1, user_api="blas"):
         return [
             extract_task(
-                item[0], item[1], params, mfcc,
+                item[0],
+                item[1],
+                params,
+                mfcc,
                 variants=item[2] if len(item) > 2 else (),
-                augment_seed=augment_seed, keep=keep,
+                augment_seed=augment_seed,
+                keep=keep,
             )
             for item in items
         ]

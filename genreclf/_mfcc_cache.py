@@ -100,7 +100,7 @@ def entry_name(key, variant=0):
 
 
 def entry_path(folder, path, variant=0):
-    """The entry of ``path`` (``variant``) in ``folder``, or None (no cache, or no stat).
+    """Return the entry of ``path`` in ``folder``, or None (no cache, or no stat).
 
     Variant ``j > 0`` (``MFCCTransformer(augment=...)``) has its own entry,
     ``<key>-v<j>.mfcc``, in the folder of the augmentation's parameters.
@@ -170,8 +170,7 @@ def read_entry(entry, path, shape, stacklevel=5):
         return decode_entry(raw, shape)
     except ValueError as exc:
         warnings.warn(
-            f"MFCC cache entry {entry} for {path} is damaged ({exc}); "
-            "recomputing it",
+            f"MFCC cache entry {entry} for {path} is damaged ({exc}); recomputing it",
             RuntimeWarning,
             stacklevel=stacklevel,
         )

@@ -98,8 +98,9 @@ def extract(paths, params, n_frames, memory=None, n_jobs=None, verbose=0):
     return out, failures
 
 
-def extract_clips(paths, params, memory=None, n_jobs=None, verbose=0, augment=0,
-                  augment_seed=0):
+def extract_clips(
+    paths, params, memory=None, n_jobs=None, verbose=0, augment=0, augment_seed=0
+):
     """Features of ``paths`` at their real length, as a :class:`ClipFeatures`.
 
     With a cache, every clip's entry is checked (CRC) or computed and written,
@@ -140,8 +141,11 @@ def extract_clips(paths, params, memory=None, n_jobs=None, verbose=0, augment=0,
     if positions and location is not None:
         folders[0] = _mfcc_cache.cache_dir(location, params, 5)
         if augment:
-            aug = {**params, "augment_version": AUGMENT_VERSION,
-                   "augment_seed": int(augment_seed)}
+            aug = {
+                **params,
+                "augment_version": AUGMENT_VERSION,
+                "augment_seed": int(augment_seed),
+            }
             folders[1:] = [_mfcc_cache.cache_dir(location, aug, 5)] * augment
     found = {}  # path -> [source per variant]: an entry path or an array
     widths = {}  # path -> [width per variant]
@@ -153,7 +157,8 @@ def extract_clips(paths, params, memory=None, n_jobs=None, verbose=0, augment=0,
         for j in range(n_var):
             entry = _mfcc_cache.entry_path(folders[j], path, j)
             cached = (
-                None if entry is None
+                None
+                if entry is None
                 else _mfcc_cache.read_entry(entry, path, (rows, None))
             )
             if cached is None:
@@ -254,7 +259,7 @@ def _run(todo, params, n_jobs, keep=True, augment_seed=0):
 
 
 def _without_entries(item):
-    """A todo item that writes no cache entry."""
+    """Return ``item`` (a todo item) with no cache entry to write."""
     if len(item) == 2:
         return item[0], None
     return item[0], None, [(j, None) for j, _ in item[2]]

@@ -225,7 +225,7 @@ or ClipFeatures
 
 
 def _is_clips(X):
-    """True for a :class:`~genreclf.clips.ClipFeatures` (without importing it)."""
+    """Tell whether ``X`` is a :class:`~genreclf.clips.ClipFeatures`."""
     from genreclf.clips import ClipFeatures
 
     return isinstance(X, ClipFeatures)

@@ -86,9 +86,19 @@ def _build(args):
         raise UsageError(str(exc)) from None
 
 
+def _malloc_tags(args):
+    """The allocator settings the command applied, as run tags."""
+    applied = getattr(args, "malloc_settings", None) or {}
+    return {f"genreclf.malloc.{name}": str(value) for name, value in applied.items()}
+
+
 def _cmd_train(args):
     from genreclf import tracking
 
+    if args.alias and not args.register:
+        raise UsageError("--alias needs --register NAME")
+    if args.register and not args.log_model:
+        raise UsageError("--register needs the model: drop --no-model")
     pipeline = _build(args)
     tracking.check_tracking_server()
     X, y, X_eval, y_eval, name = _select(args)
@@ -109,11 +119,17 @@ def _cmd_train(args):
             log_model=args.log_model,
             progress=args.progress and args.verbose < 2,  # -v: tables of epochs
             check_server=False,
+            tags=_malloc_tags(args),
         )
     except (KeyboardInterrupt, TrainingInterrupted) as exc:
         _report_interrupted(exc, checkpoints)
         raise
     _print_result(result, "train")
+    if args.register:
+        from genreclf.tracking.registry import register_model
+
+        registered = register_model(result.model_uri, args.register, alias=args.alias)
+        print(f"registered: {registered.uri} (version {registered.version})")
     return 0
 
 
@@ -224,11 +240,30 @@ def _cmd_predict(args):
         cache = args.cache_dir or stack.enter_context(tempfile.TemporaryDirectory())
         table = predict_table(pipeline, paths, memory=cache)
     fmt = _PREDICT_FORMATS.get(args.format, args.format)
-    print(format_predictions(table, fmt, top_k=args.top_k), end="")
-    sys.stdout.flush()
+    if table.paths:  # only bad files: the error alone, no empty table
+        print(format_predictions(table, fmt, top_k=args.top_k), end="")
+        sys.stdout.flush()
     if table.bad:
         print(f"genreclf: error: {format_bad_files(table.bad)}", file=sys.stderr)
         return _EXIT_FAILURE
+    return 0
+
+
+def _cmd_serve(args):
+    from genreclf.rows import Limits
+    from genreclf.serving import serve
+
+    if args.max_body_mb <= 0 or args.max_duration <= 0:
+        raise UsageError("--max-body-mb and --max-duration must be positive")
+    limits = Limits(int(args.max_body_mb * 2**20), args.max_duration)
+    serve(args.model, args.host, args.port, limits=limits, top_k=args.top_k)
+    return 0
+
+
+def _cmd_describe(args):
+    from genreclf.tracking.card import read_model_card
+
+    print(read_model_card(args.model), end="")
     return 0
 
 
@@ -249,6 +284,8 @@ _COMMANDS = {
     "predict": _cmd_predict,
     "search": _cmd_search,
     "download": _cmd_download,
+    "serve": _cmd_serve,
+    "describe": _cmd_describe,
 }
 
 

@@ -249,7 +249,7 @@ class ClipFeatures:
         return new
 
     def take(self, indices, axis=0):
-        """The clips at ``indices`` (a subset sharing this storage)."""
+        """Return the clips at ``indices`` (a subset sharing this storage)."""
         if axis != 0:
             raise ValueError("ClipFeatures can only be indexed along its clips")
         return self._subset(np.asarray(indices, dtype=np.intp))
@@ -353,7 +353,7 @@ class ClipFeatures:
         return self._affine(out)[None]
 
     def windows(self, clips, starts, width, variants=None):
-        """A batch of windows, as :meth:`window` of each, stacked.
+        """Read a batch of windows: :meth:`window` of each, stacked.
 
         Parameters
         ----------
@@ -385,10 +385,12 @@ class ClipFeatures:
             yield self.clip(i)
 
     def with_affine(self, scale, offset):
-        """A view whose values are ``x * scale + offset`` after this one's map."""
+        """Return a view whose values are ``x * scale + offset`` after this map."""
         scale = np.asarray(scale, dtype=np.float32)
         offset = np.asarray(offset, dtype=np.float32)
-        old_scale = np.ones(self.n_mfcc, np.float32) if self.scale is None else self.scale
+        old_scale = (
+            np.ones(self.n_mfcc, np.float32) if self.scale is None else self.scale
+        )
         old_offset = (
             np.zeros(self.n_mfcc, np.float32) if self.offset is None else self.offset
         )

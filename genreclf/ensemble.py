@@ -99,6 +99,13 @@ class GenreEnsemble(VotingClassifier):
         a fit of the same net parameters on the same data (and the same seeds,
         taken from the folder when ``random_state`` is None) instead of
         fitting them again.
+    calibrate : bool, default=False
+        Temperature-scale the members' probabilities before the soft vote:
+        one temperature, fitted on the clips each member held out of its own
+        training (``valid_size`` of a :class:`~genreclf.GenreNet`), divides
+        their log-probabilities. Argmaxes of the members are kept; the
+        ensemble's probabilities mean what they say more often (see
+        :mod:`genreclf.calibration`). Without held-out clips nothing changes.
 
     Attributes
     ----------
@@ -116,6 +123,13 @@ class GenreEnsemble(VotingClassifier):
         Encodes the labels for the members.
     classes_ : ndarray of shape (n_classes,)
         The labels (genre names).
+    temperature_ : float
+        The temperature applied to every member (1.0: none; always 1.0 with
+        ``calibrate=False``).
+    calibration_ : Bunch or None
+        With ``calibrate``: ``y`` (encoded labels) and ``proba`` (the members'
+        uncalibrated probabilities) of the held-out clips the temperature was
+        fitted on, for a reliability diagram; None when there were none.
 
     See Also
     --------
@@ -156,10 +170,15 @@ class GenreEnsemble(VotingClassifier):
         "member_callback": [callable, None],
         "checkpoint_dir": [str, os.PathLike, None],
         "resume": ["boolean"],
+        "calibrate": ["boolean"],
     }
     # VotingClassifier options that GenreEnsemble fixes.
     weights = None
     flatten_transform = True
+    # Models pickled before ``calibrate`` existed load as uncalibrated ones.
+    calibrate = False
+    temperature_ = 1.0
+    calibration_ = None
 
     def __init__(
         self,
@@ -172,6 +191,7 @@ class GenreEnsemble(VotingClassifier):
         member_callback=None,
         checkpoint_dir=None,
         resume=False,
+        calibrate=False,
     ):
         self.net = net
         self.n_members = n_members
@@ -182,6 +202,7 @@ class GenreEnsemble(VotingClassifier):
         self.member_callback = member_callback
         self.checkpoint_dir = checkpoint_dir
         self.resume = resume
+        self.calibrate = calibrate
 
     # --- parameters: a plain estimator's, not VotingClassifier's ------------
     def get_params(self, deep=True):
@@ -298,6 +319,10 @@ class GenreEnsemble(VotingClassifier):
     def _fit_all(self, X, y, todo, fit_params):
         """Yield ``(index, member, seconds)`` in index order as members finish."""
         jobs = [(i, self._member(self.seeds_[i])) for i in todo]
+        for i, member in jobs:  # the net's epoch lines say which member it is
+            params = member.get_params(deep=False)
+            if "progress_label" in params and params["progress_label"] is None:
+                member.set_params(progress_label=f"member {i + 1}/{self.n_members}")
         if self.n_jobs is None or self.n_jobs == 1:
             for i, member in jobs:
                 yield (i, *_fit_member(member, X, y, fit_params))
@@ -376,7 +401,43 @@ class GenreEnsemble(VotingClassifier):
         )
         if hasattr(members[0], "feature_names_in_"):
             self.feature_names_in_ = members[0].feature_names_in_
+        self.temperature_, self.calibration_ = 1.0, None
+        if self.calibrate and self.voting == "soft":
+            self._fit_temperature(X, y_enc)
         return self
+
+    def _fit_temperature(self, X, y_enc):
+        """Fit ``temperature_`` on the clips each member held out of its fit."""
+        from genreclf._training import holdout_split
+        from genreclf.calibration import fit_temperature
+
+        probas, labels = [], []
+        for member in self.estimators_:
+            valid_size = getattr(member, "valid_size", None)
+            seed = getattr(member, "seed_", None)
+            if not valid_size or seed is None:
+                continue
+            _, valid = holdout_split(y_enc, valid_size, seed)
+            if not len(valid):
+                continue
+            held_out = X.take(valid, axis=0) if hasattr(X, "take") else X[valid]
+            probas.append(np.asarray(member.predict_proba(held_out), np.float64))
+            labels.append(np.asarray(y_enc)[valid])
+        if not probas:
+            return
+        proba, y_held = np.concatenate(probas), np.concatenate(labels)
+        self.temperature_ = fit_temperature(proba, y_held)
+        self.calibration_ = Bunch(y=y_held, proba=proba)
+
+    def _collect_probas(self, X):
+        """The members' probabilities, temperature-scaled (see ``calibrate``)."""
+        probas = super()._collect_probas(X)
+        temperature = getattr(self, "temperature_", 1.0)
+        if temperature == 1.0:
+            return probas
+        from genreclf.calibration import apply_temperature
+
+        return np.asarray([apply_temperature(p, temperature) for p in probas])
 
     def _finished(self, index, member, what):
         if self.verbose:

@@ -18,6 +18,7 @@ import signal
 
 __all__ = [
     "AudioLoadError",
+    "BadRequestError",
     "ChecksumError",
     "DatasetWarning",
     "DownloadError",
@@ -139,6 +140,25 @@ class TrackingServerError(GenreclfError, RuntimeError):
 
 class UsageError(GenreclfError, ValueError):
     """A bad combination of command-line options or settings (exit status 2)."""
+
+
+class BadRequestError(GenreclfError, ValueError):
+    """A request to ``genreclf serve`` that the server cannot read.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong with the request, in words.
+    status : int, default=400
+        The HTTP status of the answer.
+    """
+
+    def __init__(self, message, status=400):
+        super().__init__(message)
+        self.status = status
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.status))
 
 
 class DownloadError(GenreclfError, OSError):

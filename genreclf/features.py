@@ -2,7 +2,9 @@
 
 :class:`MFCCTransformer` turns a 1-D array of file paths into MFCC images of one
 width, ``(n_clips, 1, n_mfcc, n_frames)`` float32, decoding each clip once and
-caching the result on disk. :class:`MFCCStandardizer` scales every coefficient
+caching the result on disk; with ``duration=None`` into a
+:class:`~genreclf.clips.ClipFeatures` of every clip at its real length, backed
+by the cache entries. :class:`MFCCStandardizer` scales every coefficient
 to zero mean and unit variance. :func:`check_files`, the one bad-file screen
 of the package, and :func:`find_bad_files` list the clips that cannot be
 decoded, so that a dataset can be checked (and cached) before any training.
@@ -13,7 +15,6 @@ The kernel that workers run is in :mod:`genreclf._mfcc`, the cache format in
 """
 
 import os
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -28,9 +29,9 @@ from sklearn.utils._param_validation import (
 from genreclf import _mfcc_extract
 from genreclf._mfcc import compute_mfcc
 from genreclf._scaling import MFCCStandardizer
+from genreclf._screen import check_files, find_bad_files
 from genreclf.audio import DEFAULT_SR
-from genreclf.datasets import _as_1d
-from genreclf.exceptions import DatasetWarning, FeatureExtractionError
+from genreclf.exceptions import FeatureExtractionError
 
 __all__ = [
     "DEFAULT_DURATION",
@@ -197,13 +198,13 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
     ``offset``, ``pad``, ``loudness``, ``normalize``, ``features``; an
     option at its default is left out of the hash, so the folders made
     before it existed stay valid). Variants of ``augment`` live in a folder
-    of their own, whose hash adds the seed and the recipe's version. An entry is keyed by the file's
-    absolute path, size and modification time, so an edited file is decoded
-    again. Entries are written to a temporary file and renamed, so processes
-    can share one cache; each carries a checksum, and a damaged entry is
-    reported with a warning and recomputed. A cache folder that cannot be
-    created or written is reported with a warning and the features are
-    computed without it.
+    of their own, whose hash adds the seed and the recipe's version. An
+    entry is keyed by the file's absolute path, size and modification time,
+    so an edited file is decoded again. Entries are written to a temporary
+    file and renamed, so processes can share one cache; each carries a
+    checksum, and a damaged entry is reported with a warning and recomputed.
+    A cache folder that cannot be created or written is reported with a
+    warning and the features are computed without it.
 
     The window and the mel filterbank come from librosa
     (``librosa.filters.get_window``, ``librosa.filters.mel``), built once per
@@ -446,124 +447,3 @@ or ClipFeatures of shape (n_clips,)
         tags.input_tags.string = True
         tags.transformer_tags.preserves_dtype = []
         return tags
-
-
-def find_bad_files(paths, transformer=None):
-    """List the audio files that cannot be decoded, and why.
-
-    Every good file is extracted (and cached, when the transformer has a
-    ``memory``), so a later ``fit`` on the same files decodes nothing.
-
-    Parameters
-    ----------
-    paths : array-like of shape (n_clips,) of str or path-like
-        Audio files.
-    transformer : MFCCTransformer or None, default=None
-        The transformer whose settings and cache to use; None uses the
-        defaults (no cache).
-
-    Returns
-    -------
-    failures : dict of str to str
-        Path of every bad file -> the reason; empty when all files are good.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> folder = tempfile.mkdtemp()
-    >>> empty = os.path.join(folder, "empty.wav")
-    >>> open(empty, "wb").close()
-    >>> find_bad_files([empty]) == {empty: "empty file (0 bytes)"}
-    True
-    """
-    if transformer is None:
-        transformer = MFCCTransformer()
-    _, failures = transformer._extract(paths)
-    return failures
-
-
-def check_files(paths, y=None, *, on_error="raise", transformer=None):
-    """Find unreadable audio files before training; raise or skip them.
-
-    The one bad-file screen of genreclf: every file is decoded and turned into
-    features once, through ``transformer``'s cache (see
-    :func:`find_bad_files`), so that the ``fit`` that follows reads the
-    features from the cache.
-
-    Parameters
-    ----------
-    paths : array-like of shape (n_files,)
-        Audio file paths.
-    y : array-like of shape (n_files,) or None, default=None
-        Labels aligned with ``paths``.
-    on_error : {"raise", "skip"}, default="raise"
-        "raise": raise one error that lists every bad file and its reason.
-        "skip": warn (:class:`~genreclf.exceptions.DatasetWarning`, naming the
-        files) and return the good files with their own labels.
-    transformer : MFCCTransformer or None, default=None
-        The feature extractor (and cache) that training will use; None uses
-        a default ``MFCCTransformer()``.
-
-    Returns
-    -------
-    paths : ndarray of shape (n_good,), dtype=object
-        The readable files, in their original order.
-    y : ndarray of shape (n_good,) or None
-        Their labels (the same rows as ``paths``); None when ``y`` is None.
-    bad : dict of str to str
-        ``{path: reason}`` for every file left out (empty when all are good).
-
-    Raises
-    ------
-    FeatureExtractionError
-        With ``on_error="raise"`` when any file is bad; its message and
-        ``failures`` attribute list every bad file with the reason.
-    ValueError
-        ``paths`` and ``y`` differ in length, or ``on_error`` is invalid.
-
-    See Also
-    --------
-    find_bad_files : The check itself (``{path: reason}``).
-
-    Examples
-    --------
-    >>> import os, tempfile, warnings
-    >>> from genreclf.synthetic import make_synthetic
-    >>> folder = tempfile.mkdtemp()
-    >>> paths, y = make_synthetic(folder, n_per_genre=1, duration=0.2,
-    ...                           random_state=0, genres=["rock", "swing"])
-    >>> empty = os.path.join(folder, "empty.wav")
-    >>> open(empty, "wb").close()
-    >>> with warnings.catch_warnings():
-    ...     warnings.simplefilter("ignore")
-    ...     good, good_y, bad = check_files(
-    ...         [paths[0], empty, paths[1]], ["rock", "jazz", "swing"],
-    ...         on_error="skip", transformer=MFCCTransformer(duration=0.2))
-    >>> good_y.tolist(), bad == {empty: "empty file (0 bytes)"}
-    (['rock', 'swing'], True)
-    """
-    if on_error not in ("raise", "skip"):
-        raise ValueError(
-            f"on_error must be one of ['raise', 'skip'], got {on_error!r}"
-        )
-    paths = _as_1d(np.asarray(paths, dtype=object).reshape(-1))
-    if y is not None:
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(paths):
-            raise ValueError(
-                f"paths and y must be 1-D of the same length, got {len(paths)} paths "
-                f"and y of shape {y.shape}"
-            )
-    bad = {str(p): str(r) for p, r in find_bad_files(paths, transformer).items()}
-    if not bad:
-        return paths, y, {}
-    if on_error == "raise":
-        raise FeatureExtractionError(bad, n_files=len(set(paths)))
-    listing = "\n".join(f"  {p}: {r}" for p, r in bad.items())
-    warnings.warn(
-        f"{len(bad)} of {len(paths)} files cannot be read and are skipped:\n{listing}",
-        DatasetWarning,
-        stacklevel=2,
-    )
-    keep = np.array([p not in bad for p in paths], dtype=bool)
-    return paths[keep], (None if y is None else y[keep]), bad

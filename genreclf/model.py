@@ -311,7 +311,11 @@ class GenreNet(AutoDeviceMixin, WindowLoopMixin, NeuralNetClassifier):
         self.progress_label = progress_label
 
     #: Options added in 0.2, and the values nets pickled before them behave as.
-    _ADDED_PARAMS = {"precision": "fp32", "channels_last": "auto", "progress_label": None}
+    _ADDED_PARAMS = {
+        "precision": "fp32",
+        "channels_last": "auto",
+        "progress_label": None,
+    }
 
     def __setstate__(self, state):
         for name, value in self._ADDED_PARAMS.items():
@@ -489,7 +493,7 @@ class GenreNet(AutoDeviceMixin, WindowLoopMixin, NeuralNetClassifier):
 
         Parameters
         ----------
-        X : array-like of shape (n_clips, 1, n_mfcc, n_frames)
+        X : array-like of shape (n_clips, 1, n_mfcc, n_frames) or ClipFeatures
             MFCCs (see Notes of the class for other shapes).
         y : array-like of shape (n_clips,)
             Labels (strings or numbers).
@@ -513,7 +517,7 @@ class GenreNet(AutoDeviceMixin, WindowLoopMixin, NeuralNetClassifier):
 
         Parameters
         ----------
-        X : array-like of shape (n_clips, 1, n_mfcc, n_frames)
+        X : array-like of shape (n_clips, 1, n_mfcc, n_frames) or ClipFeatures
             MFCCs.
         y : array-like of shape (n_clips,)
             Labels.
@@ -625,7 +629,7 @@ class GenreNet(AutoDeviceMixin, WindowLoopMixin, NeuralNetClassifier):
 
         Parameters
         ----------
-        X : array-like of shape (n_clips, 1, n_mfcc, n_frames)
+        X : array-like of shape (n_clips, 1, n_mfcc, n_frames) or ClipFeatures
             MFCCs.
 
         Returns

@@ -29,6 +29,8 @@ _MODULE = f"{_NET}module__"
 OPTION_PATHS = {
     # MFCC extraction: every parameter that changes the features
     **{name: f"{_MFCC}__{name}" for name in _FEATURE_PARAMS},
+    # training-only variants of each clip (MFCCTransformer.fit_transform)
+    **{name: f"{_MFCC}__{name}" for name in ("augment", "augment_seed")},
     # training of each net
     **{
         name: f"{_NET}{name}"
@@ -42,6 +44,8 @@ OPTION_PATHS = {
             "window_hop",
             "train_windows",
             "combine",
+            "precision",
+            "channels_last",
         )
     },
     # architecture of each net
@@ -51,6 +55,7 @@ OPTION_PATHS = {
     },
     # the ensemble
     "voting": f"{_ENSEMBLE}__voting",
+    "calibrate": f"{_ENSEMBLE}__calibrate",
 }
 
 #: Short options kept for one release (0.2) with a ``FutureWarning``: the
@@ -83,7 +88,6 @@ _REFERENCE = {
 #: .`` (five members on the synthetic demo music) trains and evaluates in a
 #: few minutes on two CPU cores.
 DEMO_OPTIONS = {
-    "duration": 3.0,
     "max_epochs": 12,
     "filters": (16, 32, 32),
     "dense": 32,
@@ -105,6 +109,7 @@ PRESETS = {
     # 12 epochs. On 100 clips, more filters or blocks overfit (measured).
     "default": {
         **_REFERENCE,
+        "duration": None,
         "n_mfcc": 40,
         "pad": "wrap",
         "loudness": "rms",
@@ -121,6 +126,7 @@ PRESETS = {
         "window_hop": 64,
         "train_windows": "all",
         "combine": "logmean",
+        "calibrate": True,
     },
 }
 # The demo: the default preset with the demo's fixed options.
@@ -158,8 +164,9 @@ def build_pipeline(
     n_members : int, default=5
         Nets in the ensemble.
     verbose : int, default=0
-        1: step timings, a line per member, a progress bar over clips;
-        2: also a table of epochs per net.
+        1: step timings, a progress bar over clips, and one line per epoch
+        of each net (member, epoch, train loss, validation accuracy);
+        2: skorch's table of epochs per net instead of the lines.
     device : str, default="auto"
         Torch device of the nets; ``"auto"`` picks CUDA when available.
     **options
@@ -222,7 +229,7 @@ def build_pipeline(
                 "parameter path such as 'ensemble__net__max_epochs'"
             )
         params[path] = value
-    net = GenreNet(device=device, verbose=int(verbose >= 2))
+    net = GenreNet(device=device, verbose=int(verbose))
     ensemble = GenreEnsemble(
         net, n_members=n_members, random_state=random_state, verbose=bool(verbose)
     )

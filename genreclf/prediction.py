@@ -37,6 +37,7 @@ __all__ = [
     "format_predictions",
     "predict_frame",
     "predict_table",
+    "predict_windows",
 ]
 
 #: The output formats of :func:`format_predictions`.
@@ -210,6 +211,87 @@ def _proba(pipeline, paths, n_classes):
         return np.zeros((0, n_classes), dtype=np.float64)
     proba = pipeline.predict_proba(np.asarray(paths, dtype=object))
     return np.asarray(proba, dtype=np.float64)
+
+
+def predict_windows(pipeline, paths, *, memory=None, batch_size=64):
+    """The genre of each window of each clip over its time, as the nets see them.
+
+    Each member of the ensemble sees fixed-width windows of a clip (its
+    ``window_``, about 3 s by default, ``hop_`` frames apart); this returns
+    their soft vote per window (temperature-scaled like the clip's own
+    probabilities), so a page can draw the genre along the track.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        A fitted genreclf pipeline whose last step is a
+        :class:`~genreclf.ensemble.GenreEnsemble` of nets with ``window_`` and
+        ``hop_`` (:class:`~genreclf.GenreNet`).
+    paths : sequence of str
+        Readable audio files (see :func:`predict_table` to screen them).
+    memory : str or path-like, optional
+        MFCC cache folder (as for :func:`predict_table`).
+    batch_size : int, default=64
+        Windows per call of a net.
+
+    Returns
+    -------
+    strips : list of dict
+        Per clip: ``start`` and ``end`` (lists of float, seconds of each
+        window within the features' audio), ``genre`` (list of str) and
+        ``probability`` (list of float, of that genre), one entry per window.
+    """
+    from genreclf.windows import as_clips, clip_widths, window_index
+
+    paths = [str(os.fspath(p)) for p in paths]
+    if not paths:
+        return []
+    ensemble = pipeline.steps[-1][1]
+    classes = [str(c) for c in ensemble.classes_]
+    with _feature_cache(pipeline, memory) as step:
+        # features of a cache folder may be read from it: use them inside
+        X = as_clips(pipeline[:-1].transform(np.asarray(paths, dtype=object)))
+        widths = clip_widths(X)
+        first = ensemble.estimators_[0]
+        window, hop = int(first.window_), int(first.hop_)
+        clip_ids, starts, _ = window_index(widths, window, hop)
+        total = _window_votes(ensemble, X, clip_ids, starts, window, batch_size)
+    seconds = step.hop_length / step.sr
+    strips = []
+    for i in range(len(paths)):
+        mine = clip_ids == i
+        begin = starts[mine] * seconds
+        end = np.minimum(starts[mine] + window, max(int(widths[i]), 1)) * seconds
+        best = total[mine].argmax(axis=1)
+        strips.append(
+            {
+                "start": [round(float(t), 3) for t in begin],
+                "end": [round(float(t), 3) for t in end],
+                "genre": [classes[int(j)] for j in best],
+                "probability": [
+                    float(p[j]) for p, j in zip(total[mine], best, strict=True)
+                ],
+            }
+        )
+    return strips
+
+
+def _window_votes(ensemble, X, clip_ids, starts, window, batch_size):
+    """Soft vote of the (temperature-scaled) members on each window."""
+    from genreclf.calibration import apply_temperature
+    from genreclf.windows import read_windows
+
+    temperature = float(getattr(ensemble, "temperature_", 1.0))
+    total = np.zeros((len(clip_ids), len(ensemble.classes_)))
+    for member in ensemble.estimators_:
+        for lo in range(0, len(clip_ids), batch_size):
+            part = slice(lo, lo + batch_size)
+            batch = read_windows(X, clip_ids[part], starts[part], window)
+            proba = np.asarray(member.predict_proba(batch), dtype=np.float64)
+            if temperature != 1.0:
+                proba = apply_temperature(proba, temperature)
+            total[part] += proba
+    return total / len(ensemble.estimators_)
 
 
 def predict_frame(pipeline, paths):

@@ -598,3 +598,30 @@ def test_mlflow_run_main_entry_point(module_mlflow, tiny_demo):
         filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'",
     )
     assert len(members) == 2
+
+
+def test_predict_on_only_bad_files_prints_no_empty_table(trained, tmp_path, capsys):
+    """Issue 15: an empty table header came before the error."""
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF" + b"\x00" * 40)
+    assert main(["predict", trained.model_uri, str(bad)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "genreclf: error: 1 file(s) could not be read" in err
+
+
+def test_evaluate_on_data_sharing_no_genre_fails_before_a_run(trained, tmp_path):
+    """Issue 15: scikit-learn's "At least one label ..." and a FAILED run."""
+    import shutil
+
+    for i, wav in enumerate(sorted(Path(trained.folder).rglob("*.wav"))[:2]):
+        (tmp_path / "zydeco").mkdir(exist_ok=True)
+        shutil.copy(wav, tmp_path / "zydeco" / f"{i}.wav")
+    client = mlflow.MlflowClient()
+    before = len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+    result = _run(["evaluate", trained.model_uri, "--data", str(tmp_path)])
+    assert result.code == 1
+    assert "shares no genre with the model" in result.err and "zydeco" in result.err
+    assert "At least one label" not in result.err
+    after = len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+    assert after == before

@@ -50,7 +50,9 @@ def ragged(tmp_path_factory):
     paths = []
     for k, (kind, sr, seconds, fmt) in enumerate(spec):
         path = root / f"{k}_{kind}_{sr}.{fmt}"
-        sf.write(path, synth_signal(kind, sr, seconds, 1, seed=k), sr, format=fmt.upper())
+        sf.write(
+            path, synth_signal(kind, sr, seconds, 1, seed=k), sr, format=fmt.upper()
+        )
         paths.append(str(path))
     return paths
 
@@ -130,14 +132,18 @@ def test_with_affine_composes_and_copies_nothing(small):
     np.testing.assert_allclose(Y[0][0], small[0] * scale[:, None] + 0.5, rtol=1e-6)
     Z = Y.with_affine(np.full(4, 2.0), np.ones(4))
     np.testing.assert_allclose(
-        Z.window(2, 3, 5)[0], (small[2][:, 3:8] * scale[:, None] + 0.5) * 2 + 1, rtol=1e-5
+        Z.window(2, 3, 5)[0],
+        (small[2][:, 3:8] * scale[:, None] + 0.5) * 2 + 1,
+        rtol=1e-5,
     )
     np.testing.assert_array_equal(X[0][0], small[0])  # the parent is untouched
 
 
 def test_variants(small):
-    more = [[a + 100, a[:, :-1] - 100] if a.shape[1] > 1 else [a + 100, a - 100]
-            for a in small]
+    more = [
+        [a + 100, a[:, :-1] - 100] if a.shape[1] > 1 else [a + 100, a - 100]
+        for a in small
+    ]
     X = ClipFeatures(small, variants=more)
     assert X.n_variants == 3 and "3 variants" in repr(X)
     assert X.variant_frames[:, 0].tolist() == X.n_frames.tolist()
@@ -166,7 +172,9 @@ def test_ragged_shapes_are_the_real_lengths(ragged, tmp_path):
         assert X.n_frames[2] == 1  # 110 samples, shorter than one FFT window
         assert X.n_frames[0] == 1 + int(2.5 * 22050) // HOP
         for i, path in enumerate(ragged):
-            np.testing.assert_allclose(X[i][0], compute_mfcc(load_audio(path)), atol=1e-5)
+            np.testing.assert_allclose(
+                X[i][0], compute_mfcc(load_audio(path)), atol=1e-5
+            )
 
 
 def test_ragged_equals_dense_of_the_same_length(ragged):
@@ -176,7 +184,9 @@ def test_ragged_equals_dense_of_the_same_length(ragged):
     np.testing.assert_allclose(clips.to_padded(), dense, atol=1e-6)
     # offset still skips the start
     late = MFCCTransformer(duration=None, offset=1.0).fit_transform([path])
-    assert late.n_frames[0] == real_frames(path, offset=1.0) == 1 + int(1.5 * 22050) // HOP
+    assert (
+        late.n_frames[0] == real_frames(path, offset=1.0) == 1 + int(1.5 * 22050) // HOP
+    )
     np.testing.assert_allclose(
         late[0][0], compute_mfcc(load_audio(path, offset=1.0)), atol=1e-5
     )
@@ -186,19 +196,35 @@ def test_cache_key_of_existing_settings_unchanged(tmp_path):
     import hashlib
     import json
 
-    old = {"sr": 22050, "n_mfcc": 20, "n_fft": 2048, "hop_length": 512, "n_mels": 128,
-           "duration": 28.56, "offset": 0.0}
+    old = {
+        "sr": 22050,
+        "n_mfcc": 20,
+        "n_fft": 2048,
+        "hop_length": 512,
+        "n_mels": 128,
+        "duration": 28.56,
+        "offset": 0.0,
+    }
     blob = json.dumps({"version": 1, **old}, sort_keys=True).encode()
     digest = hashlib.sha256(blob).hexdigest()[:16]
     assert digest == "b8c036172b643023"
     folder = _mfcc_cache.cache_dir(str(tmp_path), MFCCTransformer()._params())
     assert os.path.basename(folder) == f"v1-{digest}"
     wrap = MFCCTransformer(duration=3.0, pad="wrap")._params()
-    assert os.path.basename(_mfcc_cache.cache_dir(str(tmp_path), wrap)) == "v1-cd8387783b140f51"
+    assert (
+        os.path.basename(_mfcc_cache.cache_dir(str(tmp_path), wrap))
+        == "v1-cd8387783b140f51"
+    )
     names = {
-        os.path.basename(_mfcc_cache.cache_dir(str(tmp_path), MFCCTransformer(**kw)._params()))
-        for kw in ({}, {"duration": None}, {"duration": None, "normalize": "cmvn"},
-                   {"duration": None, "features": "logmel"})
+        os.path.basename(
+            _mfcc_cache.cache_dir(str(tmp_path), MFCCTransformer(**kw)._params())
+        )
+        for kw in (
+            {},
+            {"duration": None},
+            {"duration": None, "normalize": "cmvn"},
+            {"duration": None, "features": "logmel"},
+        )
     }
     assert len(names) == 4
 
@@ -224,7 +250,9 @@ def test_damaged_entry_of_variable_width_is_recomputed(ragged, tmp_path, count_l
     raw[-3] ^= 0xFF
     open(entry, "wb").write(bytes(raw))
     count_loads.clear()
-    with pytest.warns(RuntimeWarning, match="is damaged .*checksum mismatch.*recomputing"):
+    with pytest.warns(
+        RuntimeWarning, match="is damaged .*checksum mismatch.*recomputing"
+    ):
         Y = t.transform(ragged[:2])
     assert count_loads == [ragged[0]]
     np.testing.assert_allclose(Y[0][0], compute_mfcc(load_audio(ragged[0])), atol=1e-5)
@@ -235,7 +263,9 @@ def test_removed_entry_is_named(ragged, tmp_path):
     entry = X._store[1, 0]
     os.remove(entry)
     X[0]  # the others still read
-    with pytest.raises(OSError, match=f"MFCC cache entry {entry} cannot be read.*again"):
+    with pytest.raises(
+        OSError, match=f"MFCC cache entry {entry} cannot be read.*again"
+    ):
         X.window(1, 0, 10)
 
 
@@ -255,7 +285,9 @@ def test_failures_listed(ragged, tmp_path):
     t = MFCCTransformer(duration=None, memory=tmp_path / "c")
     with pytest.raises(FeatureExtractionError, match="empty.wav"):
         t.transform([ragged[0], str(empty)])
-    assert find_bad_files([ragged[0], str(empty)], t) == {str(empty): "empty file (0 bytes)"}
+    assert find_bad_files([ragged[0], str(empty)], t) == {
+        str(empty): "empty file (0 bytes)"
+    }
 
 
 def test_sklearn_indexing_folds_and_pickling(ragged, tmp_path):
@@ -268,9 +300,12 @@ def test_sklearn_indexing_folds_and_pickling(ragged, tmp_path):
     mask[[0, 4]] = True
     assert _safe_indexing(X, mask).n_frames.tolist() == X.n_frames[mask].tolist()
     y = np.array([0, 1, 0, 1, 0, 1])
-    for train, test in StratifiedKFold(3).split(np.zeros(len(y)), y):
+    for train, _ in StratifiedKFold(3).split(np.zeros(len(y)), y):
         part = X[train]
-        assert len(part) == len(train) and part.n_frames.tolist() == X.n_frames[train].tolist()
+        assert (
+            len(part) == len(train)
+            and part.n_frames.tolist() == X.n_frames[train].tolist()
+        )
     for train, _ in KFold(2).split(X):
         np.testing.assert_array_equal(X[train][0], X[int(train[0])])
     # pickled: references, not features, and no open maps
@@ -282,19 +317,24 @@ def test_sklearn_indexing_folds_and_pickling(ragged, tmp_path):
     assert not again._maps
     np.testing.assert_array_equal(again.window(3, 2, 20), X.window(3, 2, 20))
     # a fitted pipeline's steps hold no features
-    pipe = make_pipeline(MFCCTransformer(duration=None, memory=tmp_path), MFCCStandardizer())
+    pipe = make_pipeline(
+        MFCCTransformer(duration=None, memory=tmp_path), MFCCStandardizer()
+    )
     pipe.fit(ragged)
     assert len(pickle.dumps(pipe)) < 5000
     restored = pickle.loads(pickle.dumps(pipe))
     np.testing.assert_array_equal(
-        restored.transform(ragged).window(0, 3, 7), pipe.transform(ragged).window(0, 3, 7)
+        restored.transform(ragged).window(0, 3, 7),
+        pipe.transform(ragged).window(0, 3, 7),
     )
 
 
 def test_transform_with_a_cache_does_not_hold_the_features(tmp_path, write_audio):
     # 80 clips of 8 s, 128 log-mel rows: 345 frames x 128 x 4 bytes = 177 kB each
-    paths = [str(write_audio(tmp_path / f"c{i}.wav", "noise", 22050, 8.0, seed=i))
-             for i in range(80)]
+    paths = [
+        str(write_audio(tmp_path / f"c{i}.wav", "noise", 22050, 8.0, seed=i))
+        for i in range(80)
+    ]
     t = MFCCTransformer(duration=None, features="logmel", memory=tmp_path / "cache")
     t.transform(paths[:1])  # warm the kernel and the imports
 
@@ -338,7 +378,9 @@ def test_ten_minute_track_in_bounded_memory(tmp_path):
     del y
     X = MFCCTransformer(duration=None, memory=tmp_path / "cache").transform([str(path)])
     assert X.n_frames.tolist() == [1 + n // HOP]
-    np.testing.assert_allclose(X.window(0, 20000, 100)[0], mfcc[:, 20000:20100], atol=1e-5)
+    np.testing.assert_allclose(
+        X.window(0, 20000, 100)[0], mfcc[:, 20000:20100], atol=1e-5
+    )
 
 
 # -- standardizer on ClipFeatures ----------------------------------------------
@@ -358,7 +400,8 @@ def test_standardizer_streams_over_clips_like_the_dense_path(small):
         assert isinstance(Xt, ClipFeatures) and Xt._store[0, 0] is X._store[0, 0]
         np.testing.assert_allclose(
             np.concatenate([c[0] for c in Xt.iter_clips()], axis=1),
-            ref.transform(dense)[0, 0], atol=1e-5,
+            ref.transform(dense)[0, 0],
+            atol=1e-5,
         )
         back = ours.inverse_transform(Xt)
         np.testing.assert_allclose(back[2][0], small[2], atol=1e-5)
@@ -370,7 +413,9 @@ def test_standardizer_streams_over_clips_like_the_dense_path(small):
 
 def test_standardizer_clips_errors(small):
     s = MFCCStandardizer().fit(ClipFeatures(small))
-    with pytest.raises(ValueError, match="X has 2 coefficients per frame.*4 coefficients"):
+    with pytest.raises(
+        ValueError, match="X has 2 coefficients per frame.*4 coefficients"
+    ):
         s.transform(ClipFeatures([np.ones((2, 3))]))
     with pytest.raises(ValueError, match="0 clips"):
         MFCCStandardizer().fit(ClipFeatures([]))
@@ -380,7 +425,9 @@ def test_standardizer_clips_errors(small):
 
 
 def test_pipeline_of_clips(ragged, tmp_path):
-    pipe = make_pipeline(MFCCTransformer(duration=None, memory=tmp_path), MFCCStandardizer())
+    pipe = make_pipeline(
+        MFCCTransformer(duration=None, memory=tmp_path), MFCCStandardizer()
+    )
     Xt = pipe.fit_transform(ragged)
     assert isinstance(Xt, ClipFeatures) and Xt.on_disk
     allframes = np.concatenate([c[0] for c in Xt.iter_clips()], axis=1)
@@ -435,11 +482,15 @@ def test_cmvn_removes_a_fixed_equalisation(tmp_path):
 
 def test_logmel_is_librosa_melspectrogram_in_db(ragged):
     librosa = pytest.importorskip("librosa")
-    X = MFCCTransformer(duration=None, features="logmel", n_mels=64).transform(ragged[:2])
+    X = MFCCTransformer(duration=None, features="logmel", n_mels=64).transform(
+        ragged[:2]
+    )
     assert X.n_mfcc == 64
     for i in range(2):
         y = load_audio(ragged[i])
-        ref = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=22050, n_mels=64))
+        ref = librosa.power_to_db(
+            librosa.feature.melspectrogram(y=y, sr=22050, n_mels=64)
+        )
         np.testing.assert_allclose(X[i][0], ref, atol=5e-3)
     dense = MFCCTransformer(duration=1.0, features="logmel").transform(ragged[:1])
     assert dense.shape == (1, 1, 128, 44)
@@ -462,7 +513,9 @@ def test_augment_only_in_fit_transform(ragged, tmp_path, count_loads):
     assert all(isinstance(s, str) for s in X._store.flat)
     # a speed change of at most 6 % keeps the width within 6 % (+1 frame)
     widths = X.variant_frames.astype(float)
-    assert np.all(np.abs(widths[:, 1:] / widths[:, :1] - 1) <= 0.065 + 1 / widths[:, :1])
+    assert np.all(
+        np.abs(widths[:, 1:] / widths[:, :1] - 1) <= 0.065 + 1 / widths[:, :1]
+    )
     for v in (1, 2):
         assert not np.allclose(X.clip(0, v)[0][:, :50], X.clip(0)[0][:, :50], atol=0.5)
     P = t.transform(ragged)  # prediction: the clips only
@@ -470,14 +523,26 @@ def test_augment_only_in_fit_transform(ragged, tmp_path, count_loads):
     # cached: computed once (one decode per file), then nothing is decoded
     assert sorted(count_loads) == sorted(ragged)
     count_loads.clear()
-    again = MFCCTransformer(duration=None, augment=1, augment_seed=3,
-                            memory=tmp_path).fit_transform(ragged)
+    again = MFCCTransformer(
+        duration=None, augment=1, augment_seed=3, memory=tmp_path
+    ).fit_transform(ragged)
     assert count_loads == []
     np.testing.assert_array_equal(again.clip(4, 1), X.clip(4, 1))
     # in a pipeline, fit_transform (training) sees them and transform does not
     pipe = make_pipeline(t, MFCCStandardizer())
     assert pipe.fit_transform(ragged).n_variants == 3
     assert pipe.transform(ragged).n_variants == 1
+
+
+def test_parallel_equals_sequential(ragged, tmp_path):
+    kw = {"duration": None, "augment": 1, "augment_seed": 2}
+    one = MFCCTransformer(**kw).fit_transform(ragged)
+    two = MFCCTransformer(**kw, n_jobs=2, memory=tmp_path).fit_transform(ragged)
+    assert two.on_disk and two.n_variants == 2
+    np.testing.assert_array_equal(two.variant_frames, one.variant_frames)
+    for i in range(len(ragged)):
+        for v in (0, 1):
+            np.testing.assert_allclose(two.clip(i, v), one.clip(i, v), atol=1e-5)
 
 
 def test_augment_is_seeded_and_same_without_cache(ragged, tmp_path):
@@ -487,8 +552,9 @@ def test_augment_is_seeded_and_same_without_cache(ragged, tmp_path):
     A, B, C = (m.fit_transform(ragged[:2]) for m in (cached, plain, other))
     assert not B.on_disk
     np.testing.assert_array_equal(A.clip(0, 1), B.clip(0, 1))
-    assert (A.variant_frames[0, 1] != C.variant_frames[0, 1]
-            or not np.allclose(A.clip(0, 1), C.clip(0, 1)))
+    assert A.variant_frames[0, 1] != C.variant_frames[0, 1] or not np.allclose(
+        A.clip(0, 1), C.clip(0, 1)
+    )
 
 
 def test_production_changes_do_what_they_say():
@@ -503,8 +569,10 @@ def test_production_changes_do_what_they_say():
     fast = _augment.change_speed(y, 1.05)
     assert abs(fast.size - y.size / 1.05) < 2
     # tilt: +3 dB/octave makes 4 kHz 6 dB louder and 250 Hz 6 dB softer
-    tone = (np.sin(2 * np.pi * 4000 * np.arange(sr) / sr)
-            + np.sin(2 * np.pi * 250 * np.arange(sr) / sr)).astype(np.float32)
+    tone = (
+        np.sin(2 * np.pi * 4000 * np.arange(sr) / sr)
+        + np.sin(2 * np.pi * 250 * np.arange(sr) / sr)
+    ).astype(np.float32)
     tilted = _augment.equalize(tone, sr, tilt=3.0)
     spec = np.abs(np.fft.rfft(tilted)) / np.abs(np.fft.rfft(tone)).max()
     assert abs(20 * np.log10(spec[4000]) - 6) < 0.2
@@ -526,3 +594,30 @@ def test_production_changes_do_what_they_say():
     np.testing.assert_array_equal(one, two)
     assert one.dtype == np.float32 and np.isfinite(one).all()
     assert abs(one.size / y.size - 1) <= 0.061
+
+
+# -- real recordings -------------------------------------------------------------
+
+
+@pytest.mark.real_audio
+def test_real_audio_ragged_lengths_and_standardized(real_audio_dir, tmp_path):
+    exts = {".wav", ".mp3", ".flac", ".ogg", ".au"}
+    paths = sorted(
+        str(p) for p in real_audio_dir.rglob("*") if p.suffix.lower() in exts
+    )
+    assert len(paths) == 140
+    pipe = make_pipeline(
+        MFCCTransformer(duration=None, memory=tmp_path / "cache", n_jobs=2),
+        MFCCStandardizer(),
+    )
+    X = pipe.fit_transform(paths)
+    assert X.on_disk and X.shape == (140,)
+    some = [0, 37, 71, 139]
+    assert X.n_frames[some].tolist() == [real_frames(paths[i]) for i in some]
+    assert X.n_frames.min() >= 1 and len(set(X.n_frames.tolist())) > 3
+    for i in some:
+        w = X.window(i, 0, 129)
+        assert w.shape == (1, 20, 129) and np.isfinite(w).all()
+    frames = np.concatenate([c[0] for c in X.iter_clips()], axis=1)
+    np.testing.assert_allclose(frames.mean(axis=1), 0, atol=1e-3)
+    np.testing.assert_allclose(frames.std(axis=1), 1, atol=1e-3)

@@ -97,6 +97,7 @@ def test_params_are_those_of_a_plain_estimator(fitted):
     ensemble, _ = fitted
     params = ensemble.get_params(deep=False)
     assert list(params) == [
+        "calibrate",
         "checkpoint_dir",
         "member_callback",
         "n_jobs",

@@ -257,8 +257,14 @@ _MUST = r"The '{}' parameter of MFCCTransformer must be "
         ({"sr": 0}, _MUST.format("sr") + r"an int in the range \[1, inf\)"),
         ({"n_mfcc": 2.5}, _MUST.format("n_mfcc") + r"an int in the range \[1, inf\)"),
         ({"hop_length": True}, _MUST.format("hop_length") + r"an int .*not a bool"),
-        ({"duration": 0}, _MUST.format("duration") + r"None or a float in the range \(0"),
-        ({"duration": "all"}, _MUST.format("duration") + "None or a float in the range"),
+        (
+            {"duration": 0},
+            _MUST.format("duration") + r"None or a float in the range \(0",
+        ),
+        (
+            {"duration": "all"},
+            _MUST.format("duration") + "None or a float in the range",
+        ),
         ({"duration": float("inf")}, _MUST.format("duration") + ".*Got inf"),
         ({"duration": True}, _MUST.format("duration") + ".*not a bool"),
         ({"offset": -1}, _MUST.format("offset") + r"a float in the range \[0"),
@@ -267,7 +273,10 @@ _MUST = r"The '{}' parameter of MFCCTransformer must be "
         ({"loudness": "peak"}, _MUST.format("loudness") + r"None or a str among"),
         ({"memory": 3}, _MUST.format("memory") + r"None, an instance of 'str'.*cache"),
         ({"n_jobs": "all"}, _MUST.format("n_jobs") + r"None or an instance of 'int'"),
-        ({"normalize": "pcen"}, _MUST.format("normalize") + r"None or a str among.*cmvn"),
+        (
+            {"normalize": "pcen"},
+            _MUST.format("normalize") + r"None or a str among.*cmvn",
+        ),
         ({"features": "stft"}, _MUST.format("features") + r"a str among.*logmel"),
         ({"augment": -1}, _MUST.format("augment") + r"an int in the range \[0, inf\)"),
         ({"augment": True, "duration": None}, _MUST.format("augment") + ".*not a bool"),

@@ -907,3 +907,31 @@ def test_net_pickled_before_the_precision_options_loads(fitted, data):
     loaded = pickle.loads(pickle.dumps(old))
     assert (loaded.precision, loaded.channels_last) == ("fp32", "auto")
     np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+
+
+@pytest.mark.real_audio
+def test_real_recordings_train_on_their_real_windows(real_audio_dir, tmp_path):
+    from genreclf.datasets import load_folder
+    from genreclf.pipeline import build_pipeline
+
+    folder = real_audio_dir / "gtzan-100"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent")
+    paths, y = map(np.asarray, load_folder(folder))
+    keep = np.isin(y, ["classical", "metal"])
+    paths, y = paths[keep], y[keep]
+    train = np.arange(len(y)) % 2 == 0
+    pipe = build_pipeline(
+        memory=tmp_path, random_state=0, n_members=1, duration=None, max_epochs=5
+    )
+    features = pipe[:2].fit_transform(paths[train], y[train])
+    assert isinstance(features, ClipFeatures)
+    pipe.fit(paths[train], y[train])
+    net = pipe[-1].estimators_[0]
+    y_enc = np.searchsorted(net.classes_, pipe[-1].le_.transform(y[train]))
+    fit_part, _ = holdout_split(y_enc, net.valid_size, net.seed_)
+    _, _, counts = window_index(features.n_frames[fit_part], net.window_, net.hop_)
+    batches = net.history[0, "batches"]
+    seen = sum(b["train_batch_size"] for b in batches if "train_batch_size" in b)
+    assert seen == counts.sum()  # the clips' real windows, not 28.56 s of padding
+    assert np.mean(pipe.predict(paths[~train]) == y[~train]) >= 0.8

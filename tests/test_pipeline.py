@@ -86,14 +86,14 @@ def test_reference_preset_is_the_study():
 def test_demo_preset_is_the_default_with_the_demo_options():
     assert PRESETS["demo"] == {**PRESETS["default"], **DEMO_OPTIONS}
     assert DEMO_OPTIONS == {
-        "duration": 3.0,
         "max_epochs": 12,
         "filters": (16, 32, 32),
         "dense": 32,
         "lr": 1e-3,
     }
     params = build_pipeline("demo").get_params()
-    assert params["mfcc__duration"] == 3.0 and params["mfcc__n_mfcc"] == 40
+    # the demo's 3 s clips keep their real length, as every clip of the default
+    assert params["mfcc__duration"] is None and params["mfcc__n_mfcc"] == 40
     assert params["ensemble__net__module__filters"] == (16, 32, 32)
     assert params["ensemble__net__max_epochs"] == 12
     assert params["ensemble__net__window"] == 129  # from the default preset

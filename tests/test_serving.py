@@ -1,5 +1,7 @@
-"""Real MLflow servers on 127.0.0.1: a served model and a tracking server."""
+"""Real servers on 127.0.0.1: mlflow models serve, genreclf serve, a tracking server."""
 
+import base64
+import http.client
 import json
 import os
 import sys
@@ -62,7 +64,11 @@ def logged_model(module_mlflow, tiny_demo):
     """A tiny pipeline trained and logged once: (model URI, fitted pipeline)."""
     _, paths, y = tiny_demo
     pipeline = build_pipeline(
-        memory=str(module_mlflow / "cache"), random_state=0, n_members=1, **TINY_OPTIONS
+        memory=str(module_mlflow / "cache"),
+        random_state=0,
+        n_members=1,
+        ensemble__calibrate=True,
+        **TINY_OPTIONS,
     )
     result = tracking.train_and_log(pipeline, paths[::2], y[::2], log_model=True)
     return result.model_uri, result.pipeline, paths[1::2]
@@ -116,8 +122,156 @@ def test_models_serve_answers_file_paths(logged_model, module_mlflow, tmp_path):
         status, answer = _post(f"{base}/invocations", {"inputs": [paths[0], missing]})
         assert status == 400
         assert f"{missing}: file not found" in answer["message"]
+        # the audio itself, base64 as MLflow encodes binary columns
+        clip = _clip(paths)
+        status, answer = _post(f"{base}/invocations", _audio_request([clip]))
+        assert status == 200, answer
+        assert answer["predictions"][0]["genre"] == _expected(pipeline, clip)
+        # bytes that are not audio: 400 naming the row, the file and the reason
+        status, answer = _post(f"{base}/invocations", _audio_request([clip, GARBAGE]))
+        assert status == 400
+        assert "row 1: junk.bin: not an audio file" in answer["message"]
+        # per-row answers when asked for: the good row is kept
+        request = {**_audio_request([clip, GARBAGE]), "params": {"on_error": "row"}}
+        status, answer = _post(f"{base}/invocations", request)
+        assert status == 200, answer
+        good, bad = answer["predictions"]
+        assert good["genre"] == _expected(pipeline, clip)
+        assert bad["genre"] is None or bad["genre"] != bad["genre"]  # null or NaN
+        assert bad["error"].startswith("not an audio file")
+        status, answer = _post(
+            f"{base}/invocations", {**_audio_request([clip]), "params": {"top_k": 2}}
+        )
+        assert status == 200, answer
+        row = answer["predictions"][0]
+        assert row["genre_1"] == row["genre"]
+        assert row["probability_1"] >= row["probability_2"]
     finally:
         stop_server(proc)
+
+
+#: Bytes that are not audio, sent as a file called junk.bin.
+GARBAGE = b"this is not audio, just text " * 40
+
+
+def _clip(paths):
+    """A real mp3 under GENRECLF_REAL_AUDIO when there is one, else a demo clip."""
+    folder = os.environ.get("GENRECLF_REAL_AUDIO")
+    if folder and os.path.isdir(folder):
+        for root, _, names in sorted(os.walk(folder)):
+            mp3 = sorted(n for n in names if n.endswith(".mp3"))
+            if mp3:
+                return os.path.join(root, mp3[0])
+    return paths[0]
+
+
+def _audio_request(clips):
+    data = []
+    for clip in clips:
+        if isinstance(clip, bytes):
+            data.append([base64.b64encode(clip).decode(), "junk.bin"])
+        else:
+            with open(clip, "rb") as f:
+                data.append([base64.b64encode(f.read()).decode(), os.path.basename(clip)])
+    return {"dataframe_split": {"columns": ["audio", "filename"], "data": data}}
+
+
+def _expected(pipeline, path):
+    return str(pipeline.predict(np.asarray([path], dtype=object))[0])
+
+
+@pytest.fixture(scope="module")
+def genreclf_server(logged_model, module_mlflow):
+    """``genreclf serve`` of the logged model in a subprocess: its base URL."""
+    uri = logged_model[0]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable, "-m", "genreclf", "serve", uri, "--port", str(port),
+        "--max-body-mb", "5", "--max-duration", "600",
+    ]  # fmt: skip
+    proc = start_server(command, f"{base}/ping", str(module_mlflow), _env())
+    yield base
+    stop_server(proc)
+
+
+def test_genreclf_serve_answers_like_predict(genreclf_server, logged_model, tmp_path):
+    base = genreclf_server
+    _, pipeline, paths = logged_model
+    clip = _clip(paths)
+    expected = _expected(pipeline, clip)
+    assert _get(f"{base}/ping")[0] == 200
+    status, answer = _post(f"{base}/invocations", _audio_request([clip]))
+    assert status == 200, answer
+    [row] = answer["predictions"]
+    assert row["genre"] == expected
+    # top-3 by default, in order, out of the model's probabilities
+    assert [row[f"genre_{k}"] for k in (1, 2, 3)][0] == expected
+    assert row["probability_1"] >= row["probability_2"] >= row["probability_3"]
+    assert sum(row[g] for g in pipeline.classes_) == pytest.approx(1)
+    # the same answer for the file's path, in every MLflow format
+    for request in (
+        {"inputs": [clip]},
+        {"dataframe_records": [{"path": clip}]},
+        {"dataframe_split": {"columns": ["path"], "data": [[clip]]}},
+    ):
+        status, answer = _post(f"{base}/invocations", request)
+        assert status == 200, answer
+        assert answer["predictions"][0]["genre"] == expected
+    # garbage: 400 naming the row, and the good row's answer inside
+    status, answer = _post(f"{base}/invocations", _audio_request([clip, GARBAGE]))
+    assert status == 400
+    assert "1 of 2 row(s)" in answer["message"]
+    assert "row 1: junk.bin: not an audio file" in answer["message"]
+    good, bad = answer["predictions"]
+    assert good["genre"] == expected
+    assert bad["genre"] is None and bad["error"].startswith("not an audio file")
+    # the genre of each window over time
+    request = {**_audio_request([clip]), "params": {"windows": True, "top_k": 1}}
+    status, answer = _post(f"{base}/invocations", request)
+    assert status == 200, answer
+    strip = answer["predictions"][0]["windows"]
+    assert len(strip["start"]) == len(strip["genre"]) >= 1
+    assert strip["start"][0] == 0 and set(strip["genre"]) <= set(pipeline.classes_)
+    assert "genre_2" not in answer["predictions"][0]
+
+
+def test_genreclf_serve_limits(genreclf_server, tmp_path, write_audio):
+    base = genreclf_server
+    # a body over --max-body-mb 5: refused from its headers, before it is sent
+    host, port = base.rsplit("/", 1)[1].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.putrequest("POST", "/invocations")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(6 * 2**20))
+    conn.endheaders()
+    answer = conn.getresponse()
+    assert answer.status == 413
+    assert "over the limit of 5242880 bytes" in json.loads(answer.read())["message"]
+    conn.close()
+    # a clip longer than --max-duration, by its header: refused, not decoded
+    long = write_audio(tmp_path / "long.wav", sr=1000, seconds=601.0)
+    status, answer = _post(f"{base}/invocations", _audio_request([str(long)]))
+    assert status == 400
+    assert "over the limit of 600 s (not decoded)" in answer["message"]
+    status, answer = _post(f"{base}/invocations", {"inputs": [], "params": {"k": 1}})
+    assert status == 400 and "unknown params" in answer["message"]
+
+
+def test_describe_prints_the_model_card(logged_model, capsys):
+    uri, pipeline, _ = logged_model
+    assert main(["describe", uri]) == 0
+    card = capsys.readouterr().out
+    assert card.startswith("# genreclf model card")
+    assert all(g in card for g in pipeline.classes_)
+    assert "## Training data" in card and "- data set:" in card
+    assert "Temperature scaling" in card and "## Known limits" in card
+    run = mlflow.get_run(mlflow.models.get_model_info(uri).run_id)
+    assert {"calibration_ece_before", "calibration_ece_after"} <= set(run.data.metrics)
+    names = [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)]
+    assert "model_card.md" in names
+    figures = mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")
+    assert "figures/reliability_diagram.png" in [a.path for a in figures]
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from conftest import TINY_OPTIONS
 from skorch.callbacks import Callback
 
 from genreclf import tracking
+from genreclf.exceptions import UsageError
 from genreclf.pipeline import build_pipeline
 
 mlflow = pytest.importorskip("mlflow")
@@ -154,7 +155,14 @@ def test_evaluation_metrics_and_artifacts(tracked):
     )
     assert 0 <= metrics["eval_f1_macro"] <= 1
     assert {f"eval_accuracy_{g}" for g in set(tracked.y)} <= set(metrics)
-    assert metrics == pytest.approx(tracked.result.metrics)
+    # the run holds the evaluation metrics returned, plus the ensemble's calibration
+    evaluation = {k: v for k, v in metrics.items() if not k.startswith("calibration_")}
+    assert evaluation == pytest.approx(tracked.result.metrics)
+    assert set(metrics) - set(evaluation) <= {
+        "calibration_temperature",
+        "calibration_ece_before",
+        "calibration_ece_after",
+    }
     files = _artifacts(tracked.client, tracked.result.run_id)
     for name in (
         "figures/confusion_matrix.png",
@@ -670,3 +678,75 @@ def test_member_runs_log_the_epoch_the_net_kept(module_mlflow, tiny_demo, monito
         assert kept == lowest_loss
     else:  # the accuracy keeps another epoch than the loss would, for some net
         assert kept != lowest_loss
+
+
+# --------------------------------------------------------------- issue 15 findings
+
+
+def test_resume_with_other_settings_is_refused_before_any_run(
+    module_mlflow, tiny_demo
+):
+    """Issue 15: resuming with other settings retrained every net, overwriting."""
+    _, paths, y = tiny_demo
+    X, y_train, _, _ = _split(paths, y)
+    cache, ckpt = module_mlflow / "cache", module_mlflow / "ck-settings"
+    first = tracking.train_and_log(
+        _tiny(cache, n_members=1), X, y_train, checkpoint_dir=ckpt, log_model=False
+    )
+    folder = ckpt / first.run_id
+    saved = {p.name: p.read_bytes() for p in folder.iterdir()}
+    client = mlflow.MlflowClient()
+    n_runs = len(client.search_runs([client.get_run(first.run_id).info.experiment_id]))
+    for resume in (first.run_id, folder):
+        with pytest.raises(
+            UsageError,
+            match=rf"cannot resume run {first.run_id}: its settings differ .*"
+            r"ensemble__net__max_epochs: 2 -> 3",
+        ):
+            tracking.train_and_log(
+                _tiny(cache, n_members=1, max_epochs=3), X, y_train,
+                checkpoint_dir=ckpt, resume=resume, log_model=False,
+            )  # fmt: skip
+    with pytest.raises(UsageError, match=r"data\.training\.digest"):
+        tracking.train_and_log(
+            _tiny(cache, n_members=1), X[:-1], y_train[:-1],
+            checkpoint_dir=ckpt, resume=first.run_id, log_model=False,
+        )  # fmt: skip
+    after = client.search_runs([client.get_run(first.run_id).info.experiment_id])
+    assert len(after) == n_runs  # no FAILED run was left
+    # the same settings: resumed from a copy, the first run's files untouched
+    result = tracking.train_and_log(
+        _tiny(cache, n_members=1), X, y_train, checkpoint_dir=ckpt,
+        resume=folder, log_model=False,
+    )  # fmt: skip
+    assert result.pipeline.named_steps["ensemble"].resumed_ == [0]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == saved
+    assert (ckpt / result.run_id / "member0.joblib").is_file()
+
+
+def test_resume_from_an_unknown_run_fails_before_any_run(module_mlflow, tiny_demo):
+    _, paths, y = tiny_demo
+    with pytest.raises(FileNotFoundError, match="cannot resume 0123abc: neither"):
+        tracking.train_and_log(
+            _tiny(module_mlflow / "cache", n_members=1), paths, y,
+            resume="0123abc", log_model=False,
+        )  # fmt: skip
+
+
+def test_evaluate_on_data_of_no_known_genre_fails_before_a_run(tracked):
+    """Issue 15: "At least one label specified must be in y_true" and a FAILED run."""
+    paths = list(tracked.X_eval)
+    client = mlflow.MlflowClient()
+    before = len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+    with pytest.raises(ValueError, match="shares no genre with the model") as err:
+        tracking.evaluate_model(tracked.result.model_uri, paths, ["zydeco"] * len(paths))
+    assert "zydeco" in str(err.value) and "At least one label" not in str(err.value)
+    after = len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+    assert after == before
+
+
+def test_empty_training_and_evaluation_data_are_refused(tracked, module_mlflow):
+    with pytest.raises(ValueError, match="no training files"):
+        tracking.train_and_log(_tiny(module_mlflow / "cache", n_members=1), [], [])
+    with pytest.raises(ValueError, match="no evaluation files"):
+        tracking.evaluate_model(tracked.result.model_uri, [], [])

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from genreclf.exceptions import TrainingInterrupted
-from genreclf.tracking.runs import PARENT_TAG, now_ms, signals_held
+from genreclf.tracking.runs import PARENT_TAG, now_ms, process_tags, signals_held
+from genreclf.tracking.storage import storage_error
 
 __all__ = ["HISTORY_KEYS", "MemberLogger", "fetch_members", "member_history"]
 
@@ -123,12 +124,19 @@ class MemberLogger:
             for path in (folder / member_filename(index), folder / MANIFEST):
                 if path.is_file():
                     resumed = resumed or path.stat().st_mtime < self._started
-                    client.log_artifact(self.parent_run_id, str(path), "members")
+                    try:
+                        client.log_artifact(self.parent_run_id, str(path), "members")
+                    except OSError as exc:
+                        raise storage_error(
+                            exc,
+                            client.get_run(self.parent_run_id).info.artifact_uri,
+                            f"members/{path.name} of run {self.parent_run_id}",
+                        ) from exc
         experiment_id = client.get_run(self.parent_run_id).info.experiment_id
         run = client.create_run(
             experiment_id,
             run_name=f"member-{index}",
-            tags={PARENT_TAG: self.parent_run_id},
+            tags={PARENT_TAG: self.parent_run_id, **process_tags()},
         )
         history = member_history(member)
         now = now_ms()

@@ -11,7 +11,17 @@ import os
 import re
 import tempfile
 
-__all__ = ["load_pipeline", "log_pipeline_model"]
+__all__ = ["load_pipeline", "log_calibration", "log_pipeline_model"]
+
+#: The input columns of a logged model, as its ``metadata`` states them.
+_INPUT_COLUMNS = {
+    "path": "string: an audio file on the server's disk",
+    "audio": "binary: the audio itself (base64 text in JSON)",
+    "filename": "string, optional: the audio's name, whose extension hints at "
+    "the format",
+}
+#: A first example file up to this size is shown whole in the bytes form.
+_EXAMPLE_BYTES = 1 << 20
 
 #: Distributions whose versions are pinned in a logged model's requirements.
 _REQUIREMENTS = (
@@ -71,6 +81,103 @@ def _portable(pipeline):
         pipeline.set_params(**saved)
 
 
+def _input_example(paths):
+    """Both forms of a request: the first file by path, then by its bytes."""
+    import pandas as pd
+
+    paths = [os.fspath(p) for p in paths]
+    if not paths:
+        return None
+    first = paths[0]
+    try:
+        with open(first, "rb") as f:
+            audio = f.read(_EXAMPLE_BYTES + 1)
+    except OSError:
+        audio = b""
+    if not audio or len(audio) > _EXAMPLE_BYTES:
+        audio = _short_wav(first)
+    if audio is None:  # no bytes form to show: paths only, as before
+        return pd.DataFrame({"path": paths})
+    return pd.DataFrame(
+        {
+            "path": [*paths, None],
+            "audio": [None] * len(paths) + [audio],
+            "filename": [None] * len(paths) + [os.path.basename(first)],
+        }
+    )
+
+
+def _short_wav(path, seconds=5.0):
+    """The first seconds of a file as WAV bytes, or None when unreadable."""
+    import io
+
+    import soundfile as sf
+
+    from genreclf.audio import load_audio
+
+    try:
+        y = load_audio(path, sr=22050, duration=seconds)
+    except Exception:  # the example is only an illustration
+        return None
+    out = io.BytesIO()
+    sf.write(out, y, 22050, format="WAV", subtype="PCM_16")
+    return out.getvalue()
+
+
+def log_calibration(pipeline):
+    """Log the ensemble's calibration to the active run; return its summary.
+
+    Metrics ``calibration_temperature``, ``calibration_ece_before`` and
+    ``calibration_ece_after`` (expected calibration error of the members on
+    the clips each held out of its training, before and after temperature
+    scaling) and ``figures/reliability_diagram.png``.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        A fitted genreclf pipeline.
+
+    Returns
+    -------
+    summary : dict or None
+        ``temperature``, ``ece_before``, ``ece_after``, ``n_clips``; None when
+        the ensemble was not calibrated (``ensemble__calibrate=False`` or no
+        held-out clips).
+    """
+    import mlflow
+
+    from genreclf.calibration import (
+        apply_temperature,
+        expected_calibration_error,
+        plot_reliability,
+    )
+
+    ensemble = pipeline.steps[-1][1]
+    held_out = getattr(ensemble, "calibration_", None)
+    if held_out is None:
+        return None
+    temperature = float(ensemble.temperature_)
+    after = apply_temperature(held_out.proba, temperature)
+    summary = {
+        "temperature": temperature,
+        "ece_before": expected_calibration_error(held_out.proba, held_out.y),
+        "ece_after": expected_calibration_error(after, held_out.y),
+        "n_clips": int(len(held_out.y)),
+    }
+    mlflow.log_metrics(
+        {
+            "calibration_temperature": summary["temperature"],
+            "calibration_ece_before": summary["ece_before"],
+            "calibration_ece_after": summary["ece_after"],
+        }
+    )
+    mlflow.log_figure(
+        plot_reliability(held_out.y, held_out.proba, after),
+        "figures/reliability_diagram.png",
+    )
+    return summary
+
+
 def log_pipeline_model(
     pipeline, name="model", input_example=None, registered_model_name=None
 ):
@@ -80,10 +187,19 @@ def log_pipeline_model(
     by :class:`genreclf.tracking.pyfunc.GenrePyfuncModel`; the genreclf package
     is copied into the model (``code_paths``), so it loads where genreclf is
     not installed. Member callbacks and the feature cache folder are left out.
+    The model carries its card (``artifacts/model_card.md``, also logged to
+    the run as ``model_card.md``), and the ensemble's calibration is logged
+    to the run (:func:`log_calibration`).
 
-    Input: file paths, as a DataFrame column ``path`` or a plain list (the
-    signature has one unnamed string column). Output: a DataFrame with column
-    ``genre`` and one probability column per genre.
+    Input (:mod:`genreclf.rows`): a column ``path`` of file paths and/or a
+    column ``audio`` of the audio bytes (base64 text in JSON) with an
+    optional ``filename``, or a plain list of paths. The signature lists the
+    output and the inference parameters (``top_k``, ``on_error``); it has no
+    input schema, because MLflow drops a plain list of paths under a schema of
+    named columns, and a list of paths is what earlier clients send; the
+    input columns are in the model's ``metadata`` and its input example shows
+    both forms. Output: a DataFrame with column ``genre`` and one probability
+    column per genre.
 
     Parameters
     ----------
@@ -92,8 +208,8 @@ def log_pipeline_model(
     name : str, default="model"
         The model's name in the run.
     input_example : sequence of str, optional
-        One or a few audio paths; MLflow predicts them once to check the model
-        and stores them as the example request.
+        One or a few audio paths; the example request holds them and the
+        bytes of the first (MLflow predicts it once to check the model).
     registered_model_name : str, optional
         Also register the model under this name.
 
@@ -109,37 +225,50 @@ def log_pipeline_model(
     """
     import joblib
     import mlflow
-    import pandas as pd
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
     import genreclf
-    from genreclf.tracking.pyfunc import PIPELINE_ARTIFACT
+    from genreclf.tracking.card import CARD_FILE, model_card
+    from genreclf.tracking.pyfunc import CARD_ARTIFACT, PARAMS, PIPELINE_ARTIFACT
 
     classes = [str(c) for c in pipeline.classes_]
+    kinds = {bool: "boolean", int: "long", str: "string"}
     signature = ModelSignature(
-        inputs=Schema([ColSpec("string")]),
+        inputs=None,
         outputs=Schema(
             [ColSpec("string", "genre")] + [ColSpec("double", c) for c in classes]
         ),
+        params=ParamSchema(
+            [ParamSpec(k, kinds[type(v)], v) for k, v in PARAMS.items()]
+        ),
     )
-    example = None
-    if input_example is not None:
-        example = pd.DataFrame({"path": [os.fspath(p) for p in input_example]})
+    example = None if input_example is None else _input_example(input_example)
+    active = mlflow.active_run()
+    calibration = log_calibration(pipeline) if active is not None else None
+    card = model_card(
+        pipeline, None if active is None else active.info.run_id, calibration
+    )
+    if active is not None:
+        mlflow.log_text(card, CARD_FILE)
     package_dir = os.path.dirname(os.path.abspath(genreclf.__file__))
     model_code = os.path.join(package_dir, "tracking", "_model_code.py")
     with tempfile.TemporaryDirectory() as tmp, _portable(pipeline):
         artifact = os.path.join(tmp, "pipeline.joblib")
         joblib.dump(pipeline, artifact)
+        card_path = os.path.join(tmp, CARD_FILE)
+        with open(card_path, "w", encoding="utf-8") as f:
+            f.write(card)
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=model_code,
-            artifacts={PIPELINE_ARTIFACT: artifact},
+            artifacts={PIPELINE_ARTIFACT: artifact, CARD_ARTIFACT: card_path},
             code_paths=[package_dir],
             signature=signature,
             input_example=example,
             pip_requirements=_requirements(),
             registered_model_name=registered_model_name,
+            metadata={"genreclf_inputs": _INPUT_COLUMNS, "genres": classes},
         )
 
 

@@ -8,9 +8,10 @@ it loads a logged model (through the models-from-code file
 Why this format: MLflow's sklearn flavor saves with skops by default, which
 refuses torch objects unless their types are trusted one by one; its pickle
 option loses the control over inputs and outputs. A ``PythonModel`` that loads
-the joblib-pickled pipeline from an artifact takes file paths in (a DataFrame
-column ``path`` or a plain list) and gives genre names and class probabilities
-out (:func:`genreclf.prediction.predict_table`). The genreclf package travels
+the joblib-pickled pipeline from an artifact takes file paths or the audio
+itself in (see :mod:`genreclf.rows`: a column ``path``, a column ``audio`` of
+bytes, base64 text in JSON, with an optional ``filename``, or a plain list of
+paths) and gives genre names and class probabilities out. The genreclf package travels
 with the model (``code_paths``), so the model loads where genreclf is not
 installed.
 
@@ -22,10 +23,22 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-__all__ = ["PIPELINE_ARTIFACT", "GenrePyfuncModel", "paths_from_input"]
+__all__ = [
+    "CARD_ARTIFACT",
+    "PARAMS",
+    "PIPELINE_ARTIFACT",
+    "GenrePyfuncModel",
+    "paths_from_input",
+]
 
 #: The name of the pickled pipeline among a logged model's artifacts.
 PIPELINE_ARTIFACT = "pipeline"
+#: The name of the model card (Markdown) among a logged model's artifacts.
+CARD_ARTIFACT = "model_card"
+#: The inference parameters of the model (``params`` of a request) and their
+#: defaults: top-k columns, failed rows answered (``"row"``: an ``error``
+#: column) or the whole request refused (``"raise"``: HTTP 400 naming them).
+PARAMS = {"top_k": 0, "on_error": "raise", "windows": False}
 
 
 def paths_from_input(model_input):
@@ -91,42 +104,65 @@ class GenrePyfuncModel(mlflow.pyfunc.PythonModel):
 
         self.pipeline = joblib.load(context.artifacts[PIPELINE_ARTIFACT])
 
-    def predict(self, context, model_input: pd.DataFrame, params=None):
-        """Predict the genre of each audio file.
+    def predict(self, context, model_input, params=None):
+        """Predict the genre of each clip of a request.
 
         Parameters
         ----------
         context : PythonModelContext
             MLflow's context (unused after :meth:`load_context`).
-        model_input : DataFrame or list of str
-            Audio file paths: a DataFrame column ``path`` or a plain list.
+        model_input : DataFrame, list of str or dict
+            Rows of paths and/or audio bytes (see
+            :func:`genreclf.rows.rows_from_input`).
         params : dict, optional
-            Unused.
+            ``top_k`` (int, default 0): also ``genre_<i>`` and
+            ``probability_<i>`` columns for the most probable genres;
+            ``on_error`` (``"raise"``, default, or ``"row"``): refuse a request
+            with a failed row, or answer it with an ``error`` column;
+            ``windows`` is for ``genreclf serve`` and ignored here. Limits:
+            ``GENRECLF_MAX_BYTES`` and ``GENRECLF_MAX_DURATION``
+            (:class:`genreclf.rows.Limits`).
 
         Returns
         -------
         frame : DataFrame
-            Column ``genre`` and one probability column per genre.
+            Column ``genre`` and one probability column per genre (then the
+            top-k columns, then ``error`` when rows failed and ``on_error`` is
+            ``"row"``).
 
         Raises
         ------
         mlflow.exceptions.MlflowException
-            When files cannot be read (the message names every one) or the
-            input holds no paths; a served model answers 400 with it.
+            With ``on_error="raise"``, when a row fails (the message names
+            every failed row, its clip and the reason), or when the input
+            holds no paths or audio; a served model answers 400 with it.
         """
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
         from genreclf.exceptions import AudioLoadError
-        from genreclf.prediction import predict_table
+        from genreclf.rows import predict_rows
 
+        params = {**PARAMS, **(params or {})}
+        if params["on_error"] not in ("raise", "row"):
+            raise MlflowException(
+                "the 'on_error' parameter must be 'raise' or 'row', got "
+                f"{params['on_error']!r}",
+                error_code=INVALID_PARAMETER_VALUE,
+            )
         try:
-            paths = paths_from_input(model_input)
-            return predict_table(self.pipeline, paths, on_error="raise").frame()
+            answer = predict_rows(self.pipeline, model_input)
         except (AudioLoadError, ValueError) as exc:
-            # MLflow's server answers 400 with this message (naming the bad
-            # files) instead of a generic one.
-            from mlflow.exceptions import MlflowException
-            from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-
+            # MLflow's server answers 400 with this message instead of a
+            # generic one.
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from exc
+        if answer.errors and params["on_error"] == "raise":
+            raise MlflowException(
+                f"{len(answer.errors)} of {len(answer.labels)} row(s) could not be "
+                f"predicted: {answer.message()}",
+                error_code=INVALID_PARAMETER_VALUE,
+            )
+        return answer.frame(top_k=int(params["top_k"]))
 
 
 def set_model():

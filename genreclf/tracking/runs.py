@@ -4,11 +4,18 @@ A tracked run ends ``FINISHED`` when its block completes, ``KILLED`` on Ctrl-C o
 ``SIGTERM`` and ``FAILED`` on any other exception; none is left ``RUNNING``.
 Child runs (members, search candidates) name their parent with the one tag
 :data:`PARENT_TAG`.
+
+A process killed with ``SIGKILL`` (or a machine that went down) cannot end its
+runs. Every run therefore records the process that owns it
+(:data:`PROCESS_TAG`: host, pid and the process's start time), and the next
+tracked run on the same host ends the ``RUNNING`` runs of dead processes as
+``KILLED`` (:func:`end_stale_runs`).
 """
 
 import contextlib
 import os
 import signal
+import socket
 import threading
 import time
 import warnings
@@ -18,8 +25,11 @@ from genreclf.tracking.server import check_tracking_server
 
 __all__ = [
     "PARENT_TAG",
+    "PROCESS_TAG",
     "TrainingInterrupted",
     "base_tags",
+    "end_stale_runs",
+    "process_tags",
     "now_ms",
     "resolve_parent_run",
     "signals_held",
@@ -29,6 +39,9 @@ __all__ = [
 
 #: The tag that nests a run under its parent in MLflow's run list.
 PARENT_TAG = "mlflow.parentRunId"
+
+#: The tag naming the process that owns a run: ``<host>:<pid>:<start time>``.
+PROCESS_TAG = "genreclf.process"
 
 #: Signals caught while MLflow bookkeeping runs, delivered when it is done.
 _SIGNALS = {"held": 0, "pending": None}
@@ -67,6 +80,94 @@ def resolve_parent_run(parent_run_id=None):
     return active.info.run_id
 
 
+def _start_time(pid):
+    """Start time of process ``pid`` (clock ticks since boot), "" if unknown.
+
+    Together with the pid it names one process: a pid that the system gave to
+    a new process has another start time.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read().decode("ascii", "replace")
+    except OSError:
+        return ""
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def process_tags():
+    """The tag that names this process as the owner of a run.
+
+    Returns
+    -------
+    tags : dict of str to str
+        ``{PROCESS_TAG: "<host>:<pid>:<start time>"}``.
+    """
+    pid = os.getpid()
+    return {PROCESS_TAG: f"{socket.gethostname()}:{pid}:{_start_time(pid)}"}
+
+
+def _process_dead(value):
+    """True if ``value`` (a :data:`PROCESS_TAG`) names a dead process of this host."""
+    host, _, rest = (value or "").rpartition(":")
+    host, _, pid = host.rpartition(":")
+    start = rest
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's process (or no tag): cannot tell
+    pid = int(pid)
+    if pid == os.getpid():
+        return False
+    if os.path.isdir("/proc"):
+        now = _start_time(pid)
+        return now == "" or (start != "" and now != start)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # another user's process: alive
+        return False
+    return False
+
+
+def end_stale_runs(tracking_uri=None):
+    """End as ``KILLED`` the ``RUNNING`` runs whose process is dead.
+
+    Only runs of this host whose :data:`PROCESS_TAG` names a process that no
+    longer exists are ended: a training killed with ``SIGKILL``, say.
+    Runs of living processes, of other hosts and runs without the tag are
+    left alone. Errors of the store are ignored: this is housekeeping.
+
+    Parameters
+    ----------
+    tracking_uri : str, optional
+        By default MLflow's current one.
+
+    Returns
+    -------
+    run_ids : list of str
+        The runs ended.
+    """
+    import mlflow
+
+    ended = []
+    try:
+        client = mlflow.MlflowClient(tracking_uri)
+        ids = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+        runs = client.search_runs(
+            ids, filter_string="attributes.status = 'RUNNING'", max_results=5000
+        )
+        for run in runs:
+            if _process_dead(run.data.tags.get(PROCESS_TAG)):
+                client.set_terminated(run.info.run_id, "KILLED")
+                client.set_tag(run.info.run_id, "genreclf.ended_by", "end_stale_runs")
+                ended.append(run.info.run_id)
+    except TrainingInterrupted:
+        raise
+    except Exception:  # noqa: BLE001 - housekeeping must never stop a command
+        pass
+    return ended
+
+
 def base_tags(command, tags=None):
     """Tags of every genreclf run: the package version and the command.
 
@@ -80,10 +181,12 @@ def base_tags(command, tags=None):
     Returns
     -------
     tags : dict of str to str
+        With :data:`PROCESS_TAG`, which names this process.
     """
     import genreclf
 
     out = {"genreclf.version": genreclf.__version__, "genreclf.command": command}
+    out.update(process_tags())
     out.update(tags or {})
     return out
 
@@ -157,6 +260,12 @@ def tracked_run(experiment_name=None, run_name=None, tags=None, check_server=Tru
         Call :func:`check_tracking_server` first, so an unreachable server
         fails at once.
 
+    Notes
+    -----
+    Before the run starts, the ``RUNNING`` runs of dead processes of this host
+    are ended ``KILLED`` (:func:`end_stale_runs`); the run gets the
+    :data:`PROCESS_TAG` of this process.
+
     Yields
     ------
     run : mlflow.ActiveRun
@@ -166,6 +275,8 @@ def tracked_run(experiment_name=None, run_name=None, tags=None, check_server=Tru
 
     if check_server:
         check_tracking_server()
+    end_stale_runs()
+    tags = {**process_tags(), **(tags or {})}
     if os.environ.get("MLFLOW_RUN_ID"):
         if experiment_name:
             warnings.warn(

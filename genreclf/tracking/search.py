@@ -26,6 +26,7 @@ from genreclf.tracking.params import params_as_text
 from genreclf.tracking.runs import (
     PARENT_TAG,
     now_ms,
+    process_tags,
     resolve_parent_run,
     signals_held,
 )
@@ -146,6 +147,7 @@ class CandidateRuns:
                     tags={
                         PARENT_TAG: self.parent_run_id,
                         "genreclf.candidate_index": str(i),
+                        **process_tags(),
                     },
                 )
                 params = [Param(k, v) for k, v in params_as_text(candidate).items()]

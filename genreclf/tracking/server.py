@@ -1,7 +1,14 @@
-"""Check at once that the MLflow tracking store answers."""
+"""Check at once that the MLflow tracking store answers.
+
+A local SQLite store (``sqlite:///mlflow.db``) is created on first use. Two
+commands started at once in a fresh folder would both create its tables (and
+one fail with SQLite's "duplicate column name"), so its first opening is
+serialised by a lock file next to it, ``<database>.lock``.
+"""
 
 import contextlib
 import os
+import time
 
 from genreclf.exceptions import TrackingServerError, TrainingInterrupted
 
@@ -21,6 +28,44 @@ def _environ(**values):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _sqlite_path(uri):
+    """The database file of a ``sqlite:///`` URI, or None for other stores."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///") :].split("?", 1)[0]
+    return None if path in ("", ":memory:") else path
+
+
+@contextlib.contextmanager
+def _store_lock(uri):
+    """Hold an exclusive lock on ``<database>.lock`` for a SQLite store."""
+    path = _sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX: no lock
+        yield
+        return
+    try:
+        fh = open(os.path.abspath(path) + ".lock", "a")  # noqa: SIM115
+    except OSError:  # a read-only folder: MLflow's own error says it below
+        yield
+        return
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _reason(exc):
+    reason = " ".join(str(exc).split())
+    return reason if len(reason) <= 300 else reason[:300] + "..."
 
 
 def check_tracking_server(tracking_uri=None, timeout=5):
@@ -51,20 +96,31 @@ def check_tracking_server(tracking_uri=None, timeout=5):
     import mlflow
 
     uri = tracking_uri or mlflow.get_tracking_uri()
+    database = _sqlite_path(uri)
     with _environ(
         MLFLOW_HTTP_REQUEST_MAX_RETRIES=0,
         MLFLOW_HTTP_REQUEST_TIMEOUT=max(1, int(timeout)),
     ):
-        try:
-            mlflow.MlflowClient(uri).search_experiments(max_results=1)
-        except TrainingInterrupted:
-            raise
-        except Exception as exc:
-            reason = " ".join(str(exc).split())
-            if len(reason) > 300:
-                reason = reason[:300] + "..."
-            raise TrackingServerError(
-                f"cannot reach the MLflow tracking server at {uri} ({reason}); start "
-                "it, or point MLFLOW_TRACKING_URI at one that runs"
-            ) from exc
+        for attempt in range(3 if database else 1):
+            try:
+                with _store_lock(uri):
+                    mlflow.MlflowClient(uri).search_experiments(max_results=1)
+                break
+            except TrainingInterrupted:
+                raise
+            except Exception as exc:
+                if database is None:
+                    raise TrackingServerError(
+                        f"cannot reach the MLflow tracking server at {uri} "
+                        f"({_reason(exc)}); start it, or point MLFLOW_TRACKING_URI "
+                        "at one that runs"
+                    ) from exc
+                if attempt == 2:
+                    raise TrackingServerError(
+                        f"cannot open the local MLflow store {database} ({uri}): "
+                        f"{_reason(exc)}; check that its folder is writable and "
+                        "the file is an MLflow database, or choose another with "
+                        "--tracking-uri / MLFLOW_TRACKING_URI"
+                    ) from exc
+                time.sleep(0.2 * (attempt + 1))  # another process created it
     return uri

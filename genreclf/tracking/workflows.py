@@ -10,12 +10,14 @@ are the shared steps.
 import contextlib
 import dataclasses
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from genreclf.tracking.data import checked_data, log_dataset
+from genreclf.exceptions import UsageError
+from genreclf.tracking.data import checked_data, describe_dataset, log_dataset
 from genreclf.tracking.evaluation import evaluate_and_log, plot_training_curves
 from genreclf.tracking.members import MemberLogger, fetch_members, member_history
 from genreclf.tracking.model import load_pipeline, log_pipeline_model
@@ -23,6 +25,7 @@ from genreclf.tracking.params import flatten_params, param_text, shorten
 from genreclf.tracking.runs import base_tags, tracked_run
 from genreclf.tracking.search import log_search
 from genreclf.tracking.server import check_tracking_server
+from genreclf.tracking.storage import STORAGE_ERRNOS, storage_error
 
 __all__ = ["TrainingResult", "evaluate_model", "search_and_log", "train_and_log"]
 
@@ -94,9 +97,84 @@ def _evaluate_and_log_model(fitted, X, X_eval, y_eval, log_model):
     model_uri = None
     if log_model:
         example = (X_eval if has_eval else X)[:1]
-        model_uri = log_pipeline_model(fitted, input_example=example).model_uri
+        try:
+            model_uri = log_pipeline_model(fitted, input_example=example).model_uri
+        except OSError as exc:
+            error = storage_error(
+                exc, mlflow.get_artifact_uri(), "the model (its files under model/)"
+            )
+            if error is exc:
+                raise
+            raise error from exc
         mlflow.set_tag("genreclf.model_uri", model_uri)
     return metrics, model_uri
+
+
+#: Last parts of parameter paths that never change what a member learns: a
+#: resumed run may differ in them.
+_BOOKKEEPING = ("member_callback", "checkpoint_dir", "resume", "memory", "n_jobs")
+
+
+def _settings_differences(pipeline, X, y, run):
+    """The settings and data in which ``pipeline`` on ``X, y`` differs from ``run``.
+
+    Returns a list of ``"key: <the run's value> -> <this value>"``.
+    """
+    now = flatten_params(pipeline)
+    now["data.training.digest"] = describe_dataset(X, y)["digest"]
+    old = run.data.params
+    differences = []
+    for key in sorted(set(now) | {k for k in old if not k.startswith("data.")}):
+        last = key.rsplit("__", 1)[-1]
+        if last in _BOOKKEEPING or (last == "verbose" and "__net__" not in key):
+            continue
+        if key.startswith("data.") and key != "data.training.digest":
+            continue
+        if key not in old and key.startswith("data."):
+            continue
+        if old.get(key) != now.get(key):
+            differences.append(
+                f"{key}: {old.get(key, '(not set)')} -> {now.get(key, '(not set)')}"
+            )
+    return differences
+
+
+def _resumed_run(resume):
+    """The MLflow run that ``resume`` (a run id or its checkpoint folder) continues.
+
+    None for a folder that names no run of the store.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    if os.path.isdir(resume):
+        try:
+            return client.get_run(os.path.basename(os.path.abspath(resume)))
+        except Exception:  # noqa: BLE001 - a folder of no run: nothing to compare
+            return None
+    try:
+        return client.get_run(os.fspath(resume))
+    except Exception as exc:
+        raise FileNotFoundError(
+            f"cannot resume {os.fspath(resume)}: neither a checkpoint folder nor a "
+            f"run of the tracking store {mlflow.get_tracking_uri()} "
+            f"({' '.join(str(exc).split())[:200]})"
+        ) from exc
+
+
+def _check_resume(pipeline, X, y, resume):
+    """Refuse to resume a run with other settings or data (before any run starts)."""
+    run = _resumed_run(resume)
+    if run is None:
+        return
+    differences = _settings_differences(pipeline, X, y, run)
+    if differences:
+        raise UsageError(
+            f"cannot resume run {run.info.run_id}: its settings differ from these "
+            f"({'; '.join(differences)}); resuming would train every network "
+            "again: give the run's own settings (its parameters in MLflow), or "
+            "train a new run without --resume"
+        )
 
 
 def _member_bar(total):
@@ -106,16 +184,42 @@ def _member_bar(total):
 
 
 def _checkpoint_folder(stack, run_id, checkpoint_dir, resume):
-    """The folder the members are saved in (and, to resume, fetched into)."""
-    if resume is not None and os.path.isdir(resume):
-        folder = os.fspath(resume)
-    elif checkpoint_dir is not None:
+    """The folder this run saves its members in (and, to resume, fills first).
+
+    Always the run's own folder: a resumed run starts from a copy of the
+    earlier run's members, so that it never overwrites another run's files.
+    """
+    if checkpoint_dir is not None:
         folder = os.path.join(checkpoint_dir, run_id)
     else:
         folder = stack.enter_context(tempfile.TemporaryDirectory())
-    if resume is not None and not os.path.isdir(resume):
+    if resume is None:
+        return folder
+    if os.path.isdir(resume):
+        shutil.copytree(resume, folder, dirs_exist_ok=True)
+    else:
+        os.makedirs(folder, exist_ok=True)
         fetch_members(resume, folder)
     return folder
+
+
+def _storage_failure(exc, folder, logger, n_members):
+    """Name the folder and the file of a failed checkpoint write (full disk).
+
+    The ensemble saves its members in index order, each before it is logged,
+    so the write that failed is that of the first member not logged yet.
+    """
+    from genreclf.ensemble import member_filename
+
+    if getattr(exc, "errno", None) not in STORAGE_ERRNOS or folder in str(exc):
+        return exc
+    done = set(logger.run_ids_)
+    index = min(i for i in range(len(done) + 1) if i not in done)
+    what = (
+        f"the checkpoint {member_filename(index)} of network {index + 1} of "
+        f"{n_members}"
+    )
+    return storage_error(exc, folder, what)
 
 
 def train_and_log(
@@ -163,8 +267,11 @@ def train_and_log(
         Reuse the members an interrupted training saved, and train only the
         missing ones: a checkpoint folder (then new members are saved there
         too), or the id of the earlier run (its ``members/`` are downloaded).
-        The settings and data must be the same; members that do not match are
-        trained again.
+        The settings and data must be the same: other settings or data are
+        refused (:class:`~genreclf.exceptions.UsageError` naming the
+        differences) before any run starts. The earlier run's members are
+        copied into this run's own folder; the earlier run's files are never
+        written to.
     skip_bad_files : bool, default=False
         Train on the readable files and log the others, instead of failing.
     log_model : bool, default=True
@@ -183,8 +290,13 @@ def train_and_log(
     ------
     TrackingServerError
         If the tracking server does not answer (before any work).
+    genreclf.exceptions.UsageError
+        If ``resume`` names a run with other settings or data.
     genreclf.exceptions.FeatureExtractionError
         If files are unreadable and ``skip_bad_files`` is false.
+    OSError
+        If a checkpoint or the model cannot be written (full disk), naming
+        the folder and the file; what was saved before is kept.
     TrainingInterrupted
         On Ctrl-C or ``SIGTERM``; the run then ends ``KILLED`` and the members
         finished so far are saved (and logged).
@@ -192,6 +304,10 @@ def train_and_log(
     import mlflow
 
     ensemble = _ensemble_step(pipeline)
+    if len(X) == 0:
+        raise ValueError("no training files: give at least one file per genre")
+    if resume is not None:
+        _check_resume(pipeline, X, y, resume)
     run_tags = base_tags("train", tags)
     if resume is not None:
         run_tags["genreclf.resumed_from"] = os.fspath(resume)
@@ -220,6 +336,11 @@ def train_and_log(
         ensemble.set_params(**settings)
         try:
             pipeline.fit(np.asarray(X, dtype=object), np.asarray(y))
+        except OSError as exc:
+            error = _storage_failure(exc, folder, logger, ensemble.n_members)
+            if error is exc:
+                raise
+            raise error from exc
         finally:
             ensemble.set_params(**saved)
             if bar is not None:
@@ -342,6 +463,20 @@ skip_bad_files, log_model, check_server
     )
 
 
+def _check_evaluation_data(pipeline, X, y, model):
+    """Refuse evaluation data that is empty or shares no genre with the model."""
+    if X is None or len(X) == 0:
+        raise ValueError("no evaluation files: give a folder or split with audio")
+    known = [str(c) for c in getattr(pipeline, "classes_", ())]
+    given = sorted({str(g) for g in y})
+    if known and not set(given) & set(known):
+        raise ValueError(
+            f"the data shares no genre with the model {os.fspath(model)}: it knows "
+            f"{', '.join(known)}; the data's genres are {', '.join(given)}; "
+            "evaluate on files of the model's genres"
+        )
+
+
 def evaluate_model(
     model,
     X,
@@ -370,12 +505,19 @@ def evaluate_model(
     result : TrainingResult
         The run id, the loaded pipeline and the metrics of
         :func:`~genreclf.tracking.evaluate_and_log`.
+
+    Raises
+    ------
+    ValueError
+        Before any run starts, if ``X`` is empty or its genres share none
+        with the model's.
     """
     import mlflow
 
     if check_server:
         check_tracking_server()
     pipeline = load_pipeline(model)
+    _check_evaluation_data(pipeline, X, y, model)
     with tracked_run(
         experiment_name, run_name, base_tags("evaluate", tags), check_server=False
     ) as run:
