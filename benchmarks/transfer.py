@@ -111,23 +111,35 @@ def _target(folder, path, tag, suffix=".wav"):
     return Path(folder) / f"{Path(path).stem}-{digest}{suffix}"
 
 
+_MP3_LEVEL = {}
+
+
 def _mp3_at(wave, sr, kbps, target):
-    """Write ``wave`` as mp3 at about ``kbps`` (libsndfile's compression level)."""
+    """Write ``wave`` as mp3 at about ``kbps`` (libsndfile's compression level).
+
+    libsndfile maps compression level 0..1 to its highest..lowest bit rate; the
+    level that gives ``kbps`` is searched on the first clip and kept.
+    """
     import soundfile as sf
 
-    # libsndfile maps compression level 0..1 to its highest..lowest bit rate;
-    # search the level that gives the asked rate, once per run
-    lo, hi = 0.0, 1.0
-    for _ in range(7):
-        level = (lo + hi) / 2
+    def write(level):
         sf.write(
             target, wave, sr, format="MP3", bitrate_mode="CONSTANT",
             compression_level=level,
         )
-        rate = os.path.getsize(target) * 8 / 1000 / (len(wave) / sr)
+        return os.path.getsize(target) * 8 / 1000 / (len(wave) / sr)
+
+    if (sr, kbps) in _MP3_LEVEL:
+        return write(_MP3_LEVEL[sr, kbps])
+    lo, hi = 0.0, 1.0
+    for _ in range(8):
+        level = (lo + hi) / 2
+        rate = write(level)
         if abs(rate - kbps) / kbps < 0.1:
             break
         lo, hi = (level, hi) if rate > kbps else (lo, level)
+    _MP3_LEVEL[sr, kbps] = level
+    _log(f"mp3: compression level {level:.3f} gives {rate:.0f} kb/s")
     return rate
 
 
@@ -182,7 +194,7 @@ def make_perturbed(paths, folder, name):
 # -- models -------------------------------------------------------------------------
 
 
-def make_models(args):
+def make_models(args, members=None):
     from genreclf.pipeline import build_pipeline
 
     models = {"baseline": lambda: accuracy.make_baseline(args.cache, 20)}
@@ -190,7 +202,7 @@ def make_models(args):
         models["default"] = lambda: build_pipeline(
             memory=args.cache,
             random_state=SEED,
-            n_members=args.members,
+            n_members=members or args.members,
             **args.extra_options,
         )
     return models
@@ -297,9 +309,10 @@ def run_robustness(args, paths, y):
     for name in PERTURBATIONS:
         _log(f"writing clips: {name}")
         variants[name] = make_perturbed(paths, cache / "perturbed", name)
-    hits = {m: {v: np.zeros(len(y), bool) for v in variants} for m in make_models(args)}
+    models = make_models(args, args.robust_members)
+    hits = {m: {v: np.zeros(len(y), bool) for v in variants} for m in models}
     for k, (train, test) in enumerate(splits):
-        for name, make in make_models(args).items():
+        for name, make in models.items():
             model = _fit(make(), paths[train], y[train])
             for variant, clips in variants.items():
                 pred = model.predict(clips[test])
@@ -307,7 +320,8 @@ def run_robustness(args, paths, y):
             clean = hits[name]["clean"][test].mean()
             _log(f"fold {k + 1}/{len(splits)} {name}: clean {clean:.2f}")
     print(f"\nRobustness: {args.folds}-fold CV on gtzan-100 ({len(y)} clips), "
-          "accuracy and change from clean (same clips, same models)")
+          f"{args.robust_members or args.members} net(s) per default model; accuracy "
+          "and change from clean (same clips, same models)")
     header = f"{'variant':<18}" + "".join(f"{m:>22}" for m in hits)
     print(header)
     table = {}
@@ -338,6 +352,10 @@ def main(argv=None):
     )
     parser.add_argument("--folds", type=int, default=5, help="0: transfer only")
     parser.add_argument("--members", type=int, default=5, help="nets per ensemble")
+    parser.add_argument(
+        "--robust-members", type=int, default=None,
+        help="nets per ensemble in the robustness folds (default: --members)",
+    )
     parser.add_argument(
         "--option", action="append", default=[], metavar="NAME=VALUE",
         help="a build_pipeline short option for the default (repeatable)",

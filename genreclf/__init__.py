@@ -37,6 +37,7 @@ _EXPORTS = {
     "FeatureExtractionError": "genreclf.exceptions",
     "GenreclfError": "genreclf.exceptions",
     "GenreclfWarning": "genreclf.exceptions",
+    "NoAudioError": "genreclf.exceptions",
     "TrackingServerError": "genreclf.exceptions",
     "TrainingInterrupted": "genreclf.exceptions",
     "UsageError": "genreclf.exceptions",

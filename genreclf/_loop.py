@@ -29,10 +29,16 @@ class WindowLoopMixin:
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """Check ``precision``, set the layout and the gradient scaler, then train.
 
+        An interruption (Ctrl-C) is remembered in ``interrupted_`` and
+        re-raised; skorch then stops training and runs ``on_train_end``
+        (which loads the best epoch so far), and :meth:`_raise_if_interrupted`
+        raises it again once skorch's ``partial_fit`` has returned.
+
         Returns
         -------
         self : skorch.NeuralNet
         """
+        self.interrupted_ = False
         check_precision(self.device, self.precision)
         self._apply_layout()
         self._grad_scaler = None
@@ -40,8 +46,19 @@ class WindowLoopMixin:
             self._grad_scaler = torch.amp.GradScaler(self._device_type())
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            self.interrupted_ = True
+            raise
         finally:
             self._grad_scaler = None  # per fit; never pickled
+
+    def _raise_if_interrupted(self):
+        """Raise ``KeyboardInterrupt`` if the last training was interrupted."""
+        if getattr(self, "interrupted_", False):
+            raise KeyboardInterrupt(
+                f"GenreNet training interrupted after {len(self.history)} epoch(s)"
+            )
+        return self
 
     # --- precision and layout -------------------------------------------------
     def _device_type(self):

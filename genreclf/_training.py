@@ -1,15 +1,13 @@
-"""Training helpers of :class:`genreclf.GenreNet`: the held-out split, callbacks,
-mixed precision."""
+"""Training helpers of :class:`genreclf.GenreNet`: devices, mixed precision,
+labels and deprecated options (the held-out split is in
+:mod:`genreclf._holdout`, the callbacks in :mod:`genreclf._callbacks`)."""
 
 import contextlib
 import inspect
-import math
 import warnings
-from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.model_selection import StratifiedShuffleSplit
 from skorch.utils import to_tensor
 
 from genreclf._callbacks import (
@@ -20,6 +18,7 @@ from genreclf._callbacks import (
     EpochTable,
     default_callbacks,
 )
+from genreclf._holdout import genre_names, holdout_split, label_names
 from genreclf._malloc import MALLOC_ENV
 
 __all__ = [
@@ -38,13 +37,16 @@ __all__ = [
     "check_precision",
     "default_callbacks",
     "encode_labels",
+    "genre_names",
     "holdout_split",
+    "label_names",
     "mixup_step",
     "resolve_device",
     "warn_deprecated_augmentations",
 ]
 
-# MALLOC_ENV is defined in genreclf._malloc; kept importable from here.
+# MALLOC_ENV is defined in genreclf._malloc and holdout_split in
+# genreclf._holdout; both are kept importable from here.
 
 
 #: Deprecated training augmentations (no preset uses them, and mixup measured
@@ -317,97 +319,3 @@ class AutoDeviceMixin:
             self.__dict__["device"] = "auto"
         elif isinstance(requested, str):
             self.__dict__["device"] = str(self.__dict__["device"])
-
-
-def _n_valid(valid_size, n_samples):
-    """Return how many clips ``valid_size`` holds out (0: none)."""
-    if valid_size is None:
-        return 0
-    if isinstance(valid_size, Integral) and not isinstance(valid_size, bool):
-        if valid_size < 0:
-            raise ValueError(f"valid_size must be >= 0, got {valid_size}")
-        return int(valid_size)
-    if isinstance(valid_size, Real) and 0 <= valid_size < 1:
-        return math.ceil(valid_size * n_samples)
-    raise ValueError(
-        f"valid_size must be None, a float in [0, 1) or an int >= 0, got {valid_size!r}"
-    )
-
-
-def holdout_split(y, valid_size, random_state):
-    """Split clips into a training and a held-out validation part.
-
-    Stratified when possible. Where a stratified split is impossible (a
-    class with one clip, fewer validation clips than classes), the
-    validation clips are drawn class by class, never taking a class's last
-    clip, with a warning. When no clip can be held out, all clips train and
-    the validation part is empty (the fit then keeps its last epoch).
-
-    Parameters
-    ----------
-    y : ndarray of shape (n_samples,)
-        Labels.
-    valid_size : float, int or None
-        Fraction (float in [0, 1)) or number (int) of clips to hold out;
-        0 or None holds out nothing.
-    random_state : int
-        Seed of the split.
-
-    Returns
-    -------
-    train : ndarray of int
-        Indices of the training clips.
-    valid : ndarray of int
-        Indices of the held-out clips (possibly empty).
-
-    Examples
-    --------
-    >>> y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
-    >>> train, valid = holdout_split(y, 0.2, random_state=0)
-    >>> sorted(y[valid].tolist())
-    [0, 1]
-    """
-    y = np.asarray(y)
-    n_samples = len(y)
-    all_idx = np.arange(n_samples)
-    n_valid = _n_valid(valid_size, n_samples)
-    if n_valid == 0:
-        return all_idx, all_idx[:0]
-    try:
-        splitter = StratifiedShuffleSplit(
-            n_splits=1, test_size=n_valid, random_state=random_state
-        )
-        train, valid = next(splitter.split(np.zeros(n_samples), y))
-        return np.sort(train), np.sort(valid)
-    except ValueError as exc:
-        reason = str(exc)
-    rng = np.random.default_rng(random_state)
-    # Candidates: every clip but one per class, dealt out class by class.
-    queues = []
-    for label in rng.permutation(np.unique(y)):
-        members = rng.permutation(np.flatnonzero(y == label))
-        queues.append(list(members[1:]))
-    picked = []
-    while len(picked) < n_valid and any(queues):
-        for queue in queues:
-            if queue and len(picked) < n_valid:
-                picked.append(queue.pop())
-    if not picked:
-        warnings.warn(
-            f"GenreNet: no clip can be held out for validation ({n_samples} "
-            f"clips; {reason}): training on all of them and keeping the last "
-            "epoch.",
-            UserWarning,
-            stacklevel=3,
-        )
-        return all_idx, all_idx[:0]
-    warnings.warn(
-        f"GenreNet: a stratified validation split of {n_valid} of {n_samples} "
-        f"clips is impossible ({reason}); holding out {len(picked)} clip(s) "
-        "drawn class by class, keeping at least one clip of every class for "
-        "training.",
-        UserWarning,
-        stacklevel=3,
-    )
-    valid = np.sort(np.asarray(picked, dtype=np.intp))
-    return np.setdiff1d(all_idx, valid), valid

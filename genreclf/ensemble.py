@@ -10,6 +10,7 @@ interrupted fit resume from the members it had finished.
 import json
 import os
 import time
+import warnings
 from numbers import Integral
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
 from genreclf._files import atomic_write
+from genreclf._holdout import holdout_split, label_names
+from genreclf.exceptions import GenreclfWarning
 
 __all__ = ["MANIFEST", "MEMBER_GLOB", "GenreEnsemble", "member_filename"]
 
@@ -54,10 +57,15 @@ def member_filename(index):
     return f"member{int(index)}.joblib"
 
 
-def _fit_member(member, X, y, fit_params):
-    """Fit one member (module level, so joblib workers can run it)."""
+def _fit_member(member, X, y, fit_params, names=None):
+    """Fit one member (module level, so joblib workers can run it).
+
+    ``names`` are the genres of the encoded labels ``y``, for the member's
+    warnings (see :func:`genreclf._holdout.label_names`).
+    """
     start = time.perf_counter()
-    member.fit(X, y, **fit_params)
+    with label_names(names):
+        member.fit(X, y, **fit_params)
     return member, time.perf_counter() - start
 
 
@@ -323,12 +331,14 @@ class GenreEnsemble(VotingClassifier):
             params = member.get_params(deep=False)
             if "progress_label" in params and params["progress_label"] is None:
                 member.set_params(progress_label=f"member {i + 1}/{self.n_members}")
+        names = self.classes_
         if self.n_jobs is None or self.n_jobs == 1:
             for i, member in jobs:
-                yield (i, *_fit_member(member, X, y, fit_params))
+                yield (i, *_fit_member(member, X, y, fit_params, names))
             return
         results = Parallel(n_jobs=self.n_jobs, return_as="generator")(
-            delayed(_fit_member)(member, X, y, fit_params) for _, member in jobs
+            delayed(_fit_member)(member, X, y, fit_params, names)
+            for _, member in jobs
         )
         for (i, _), (member, seconds) in zip(jobs, results, strict=True):
             yield i, member, seconds
@@ -408,7 +418,6 @@ class GenreEnsemble(VotingClassifier):
 
     def _fit_temperature(self, X, y_enc):
         """Fit ``temperature_`` on the clips each member held out of its fit."""
-        from genreclf._training import holdout_split
         from genreclf.calibration import fit_temperature
 
         probas, labels = [], []
@@ -417,7 +426,9 @@ class GenreEnsemble(VotingClassifier):
             seed = getattr(member, "seed_", None)
             if not valid_size or seed is None:
                 continue
-            _, valid = holdout_split(y_enc, valid_size, seed)
+            with warnings.catch_warnings():  # the member's fit has warned
+                warnings.simplefilter("ignore", GenreclfWarning)
+                _, valid = holdout_split(y_enc, valid_size, seed, names=self.classes_)
             if not len(valid):
                 continue
             held_out = X.take(valid, axis=0) if hasattr(X, "take") else X[valid]

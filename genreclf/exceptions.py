@@ -25,6 +25,7 @@ __all__ = [
     "FeatureExtractionError",
     "GenreclfError",
     "GenreclfWarning",
+    "NoAudioError",
     "TrackingServerError",
     "TrainingInterrupted",
     "UsageError",
@@ -136,6 +137,10 @@ class FeatureExtractionError(AudioLoadError):
 
 class TrackingServerError(GenreclfError, RuntimeError):
     """The MLflow tracking server (or store) cannot be reached."""
+
+
+class NoAudioError(GenreclfError, ValueError):
+    """No audio file was given where at least one is needed (an empty list)."""
 
 
 class UsageError(GenreclfError, ValueError):

@@ -31,7 +31,7 @@ from genreclf._mfcc import compute_mfcc
 from genreclf._scaling import MFCCStandardizer
 from genreclf._screen import check_files, find_bad_files
 from genreclf.audio import DEFAULT_SR
-from genreclf.exceptions import FeatureExtractionError
+from genreclf.exceptions import FeatureExtractionError, NoAudioError
 
 __all__ = [
     "DEFAULT_DURATION",
@@ -85,6 +85,21 @@ def _reject_bools(estimator, names):
                 f"The {name!r} parameter of {type(estimator).__name__} must be "
                 f"{allowed}, not a bool. Got {value!r} instead."
             )
+
+
+def _refuse_empty(X, purpose):
+    """Refuse an empty list of files, naming what it was given for."""
+    if X is None or isinstance(X, (str, bytes, os.PathLike)):
+        return  # fit(None) is allowed; a single path is refused by paths_array
+    try:
+        n_files = len(X)
+    except TypeError:
+        return
+    if n_files == 0:
+        raise NoAudioError(
+            "no audio files given: X is an empty list of file paths; give at "
+            f"least one audio file to {purpose}"
+        )
 
 
 def _raise_failures(X, failures):
@@ -352,7 +367,7 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_clips,) of str or path-like, default=None
-            Ignored (the files are not read).
+            The training files; not read, but an empty list is refused.
         y : None
             Ignored.
 
@@ -360,8 +375,15 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
         -------
         self : MFCCTransformer
             This transformer, with ``n_frames_`` set.
+
+        Raises
+        ------
+        genreclf.exceptions.NoAudioError
+            When ``X`` is an empty list ("no audio files given"); a
+            ``ValueError``.
         """
         self.n_frames_ = self.n_frames()
+        _refuse_empty(X, "train on")
         return self
 
     def transform(self, X):
@@ -387,7 +409,12 @@ or ClipFeatures of shape (n_clips,)
         FeatureExtractionError
             When any file cannot be decoded; its ``failures`` maps every bad
             file to its reason. The good files are extracted and cached first.
+        genreclf.exceptions.NoAudioError
+            When ``X`` is an empty list ("no audio files given"); a
+            ``ValueError``.
         """
+        self._params()  # parameter errors first
+        _refuse_empty(X, "compute features of (or predict)")
         features, failures = self._extract(X)
         _raise_failures(X, failures)
         return features
@@ -410,7 +437,7 @@ or ClipFeatures of shape (n_clips,)
 
         Raises
         ------
-        FeatureExtractionError
+        FeatureExtractionError, ValueError
             As :meth:`transform`.
         """
         self.fit(X, y)

@@ -14,23 +14,13 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import (
-    Interval,
-    StrOptions,
-    validate_parameter_constraints,
-)
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import (
-    check_array,
-    check_consistent_length,
-    check_is_fitted,
-    column_or_1d,
-    validate_data,
-)
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier
 from torch import nn
 
 from genreclf._loop import WindowLoopMixin
+from genreclf._net_input import NetInputMixin
 from genreclf._training import (
     DEPRECATED_AUGMENTATIONS,
     PRECISIONS,
@@ -39,18 +29,14 @@ from genreclf._training import (
     check_device,
     check_precision,
     default_callbacks,
-    encode_labels,
+    genre_names,
     holdout_split,
-    warn_deprecated_augmentations,
 )
-from genreclf.clips import ClipFeatures
 from genreclf.cnn import ConvBlock, GenreCNN, input_stats
 from genreclf.windows import (
     COMBINE_RULES,
     WINDOW_AUGMENTATIONS,
     WindowDataset,
-    as_clips,
-    clip_widths,
     vote_windows,
 )
 
@@ -65,7 +51,7 @@ _input_stats = input_stats
 STUDY_PARAM_GROUPS = (("blocks.1.conv*.weight", {"weight_decay": 1e-3}),)
 
 
-class GenreNet(AutoDeviceMixin, WindowLoopMixin, NeuralNetClassifier):
+class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassifier):
     """The CNN as a scikit-learn classifier, trained the reference study's way.
 
     One sample is one clip of MFCCs: a row of a dense array (clips of equal
@@ -90,9 +76,8 @@ class GenreNet(AutoDeviceMixin, WindowLoopMixin, NeuralNetClassifier):
     optimizer : torch optimizer class, default=torch.optim.RMSprop
         Optimizer, as in the study.
     lr : float, default=1e-4
-        Learning rate. RMSprop's usual 1e-3 left the study's network at
-        chance on real music here (gtzan-100, 70 training clips, whole clips
-        and 3 s windows alike), while 1e-4 learns.
+        Learning rate (RMSprop's usual 1e-3 left the study's network at
+        chance on real music here, whole clips and 3 s windows alike).
     max_epochs : int, default=20
         Epochs per fit; the best epoch on the held-out part is kept.
     batch_size : int, default=5
@@ -100,8 +85,7 @@ class GenreNet(AutoDeviceMixin, WindowLoopMixin, NeuralNetClassifier):
     valid_size : float, int or None, default=0.2
         Held-out part used to choose the best epoch: a fraction of the clips
         (float) or a number of clips (int); 0 or None trains on every clip
-        and keeps the last epoch. The split is stratified; where a fold is
-        too small for that, see Notes.
+        and keeps the last epoch. Stratified by genre (see Notes).
     monitor : {"valid_loss", "valid_acc"}, default="valid_loss"
         Score on the held-out part that chooses the best epoch.
     window : int or None, default=None
@@ -124,30 +108,22 @@ class GenreNet(AutoDeviceMixin, WindowLoopMixin, NeuralNetClassifier):
         of windows voting for each class.
     time_shift, time_mask, freq_mask : int, default=0
         Deprecated since 0.2, removed in 0.3 (``FutureWarning`` when not 0):
-        training augmentation by a circular shift of up to ``time_shift``
-        frames, and zeroing one band of up to ``time_mask`` frames and one of
-        up to ``freq_mask`` MFCCs.
-    c0_shift : float, default=0.0
-        Deprecated since 0.2, removed in 0.3: add a uniform draw from
-        ``[-c0_shift, c0_shift]`` to the first MFCC (c0) of each training
-        window.
-    mixup : float, default=0.0
-        Deprecated since 0.2, removed in 0.3 (measured worse): blend each
-        mini-batch with a shuffled copy of itself, ``lam`` drawn from
-        Beta(mixup, mixup), and the loss likewise.
+        a circular shift of up to ``time_shift`` frames, and one zeroed band
+        of up to ``time_mask`` frames and one of up to ``freq_mask`` MFCCs.
+    c0_shift, mixup : float, default=0.0
+        Deprecated likewise: a uniform draw from ``[-c0_shift, c0_shift]``
+        added to c0; a blend of each mini-batch (and its loss) with a
+        shuffled copy, ``lam`` drawn from Beta(mixup, mixup) (measured worse).
     device : str or torch.device, default="auto"
         ``"auto"``: ``"cuda"`` when available, else ``"cpu"`` (decided on
         use, so a net pickled on a GPU machine runs on a CPU-only one). A
         CUDA device on a machine without one is refused at :meth:`fit`.
     precision : {"fp32", "bf16", "fp16"}, default="fp32"
-        Arithmetic of training and prediction: float32, or
-        ``torch.autocast`` to bfloat16 or float16 (float16 with a
-        ``torch.amp.GradScaler``) on the CPU and CUDA. Parameters and the
-        saved model stay float32, so a net trained in one precision predicts
-        in another (set ``precision="fp32"`` on a machine without bfloat16).
-        On the CPU, ``"bf16"`` is the mixed precision that pays; ``"fp16"``
-        runs there as torch's CPU autocast does (slowly on most CPUs).
-        ``"bf16"`` on a GPU without bfloat16 is refused.
+        Arithmetic of training and prediction: float32, or ``torch.autocast``
+        to bfloat16 or float16 (with a ``torch.amp.GradScaler``). Parameters
+        stay float32, so a net trained in one precision predicts in another.
+        On the CPU ``"bf16"`` pays and ``"fp16"`` is slow; ``"bf16"`` on a GPU
+        without bfloat16 is refused.
     channels_last : bool or "auto", default="auto"
         Channels-last memory format for the module and its inputs. ``"auto"``:
         with mixed precision only (where ``benchmarks/training.py`` measured
@@ -215,21 +191,19 @@ class GenreNet(AutoDeviceMixin, WindowLoopMixin, NeuralNetClassifier):
     mini-batch of windows at a time, so features on disk are never loaded
     whole). Any numeric dtype (float32 inside); ``y`` any labels.
 
-    The held-out split is stratified when possible, else drawn class by
-    class with a warning (see :func:`genreclf._training.holdout_split`).
-    A clip narrower than ``window`` gives one window, filled by repeating
-    the clip; a wider one gives the windows of its real frames only, in
-    training, validation and prediction.
-
-    Mini-batches are read as whole arrays (one dataset item per
-    mini-batch), pinned on CUDA and copied without blocking; losses and
-    accuracies are kept on the device and read once per epoch, so CUDA
-    training does not wait for the host at every batch.
+    The held-out split is stratified by genre when possible; where a genre
+    has a single clip, the validation clips are drawn genre by genre and a
+    warning names the genre, why and what to change
+    (:func:`genreclf._holdout.holdout_split`). A clip narrower than
+    ``window`` gives one window, filled by repeating the clip; a wider one
+    gives the windows of its real frames only. The training loop
+    (:mod:`genreclf._loop`) reads whole mini-batches and keeps losses on the
+    device.
 
     An interruption (Ctrl-C) stops training, loads the best epoch so far and
-    then raises ``KeyboardInterrupt`` (skorch alone would return as if the fit
-    had finished), so an ensemble or a search never takes a half-trained net
-    for a finished one.
+    then raises ``KeyboardInterrupt`` (skorch alone would return as if the
+    fit had finished), so an ensemble never takes a half-trained net for a
+    finished one.
 
     Examples
     --------
@@ -311,11 +285,7 @@ class GenreNet(AutoDeviceMixin, WindowLoopMixin, NeuralNetClassifier):
         self.progress_label = progress_label
 
     #: Options added in 0.2, and the values nets pickled before them behave as.
-    _ADDED_PARAMS = {
-        "precision": "fp32",
-        "channels_last": "auto",
-        "progress_label": None,
-    }
+    _ADDED_PARAMS = dict(precision="fp32", channels_last="auto", progress_label=None)
 
     def __setstate__(self, state):
         for name, value in self._ADDED_PARAMS.items():
@@ -330,10 +300,7 @@ class GenreNet(AutoDeviceMixin, WindowLoopMixin, NeuralNetClassifier):
     def _default_callbacks(self):
         return default_callbacks()
 
-    def __sklearn_is_fitted__(self):
-        return super().__sklearn_is_fitted__() and self._has_data_dims()
-
-    # --- data -------------------------------------------------------------
+    # --- parameters (checked by NetInputMixin._check_own_params) ------------
     _parameter_constraints: dict = {
         "valid_size": [
             Interval(Real, 0, 1, closed="left"),
@@ -356,94 +323,6 @@ class GenreNet(AutoDeviceMixin, WindowLoopMixin, NeuralNetClassifier):
         "progress_label": [str, None],
     }
 
-    def _check_own_params(self):
-        params = self.get_params(deep=False)
-        validate_parameter_constraints(
-            self._parameter_constraints, params, caller_name=type(self).__name__
-        )
-        if self.train_split is not None:
-            raise ValueError(
-                "GenreNet holds out its validation clips itself: leave "
-                "train_split=None and set valid_size (0 or None for no "
-                "validation)"
-            )
-        warn_deprecated_augmentations(params, stacklevel=4)
-
-    def _check_X(self, X):
-        """Validate prediction input against the fitted dimensions."""
-        if isinstance(X, ClipFeatures):
-            X = as_clips(X)
-        else:
-            X = validate_data(self, X, reset=False, allow_nd=True, dtype=np.float32)
-            X = as_clips(X)
-        self._check_dims(X)
-        return X
-
-    @staticmethod
-    def _dims(X):
-        """(channels, MFCCs) of clips ``X``."""
-        if isinstance(X, ClipFeatures):
-            return 1, X.n_mfcc
-        return X.shape[1], X.shape[2]
-
-    def _check_dims(self, X):
-        channels, n_mfcc = self._dims(X)
-        if (channels, n_mfcc) != (self.n_channels_, self.n_mfcc_):
-            raise ValueError(
-                f"X has {channels} channel(s) of {n_mfcc} MFCCs, but "
-                f"GenreNet was fitted on {self.n_channels_} channel(s) of "
-                f"{self.n_mfcc_} MFCCs"
-            )
-        return X
-
-    def _validate_clip_features(self, X, y, reset):
-        """``validate_data`` for ClipFeatures: check ``y``, set n_features_in_."""
-        y = column_or_1d(check_array(y, ensure_2d=False, dtype=None), warn=True)
-        check_consistent_length(X, y)
-        if not len(X):
-            raise ValueError(
-                "Found array with 0 sample(s) while a minimum of 1 is required."
-            )
-        if reset:
-            self.n_features_in_ = 1
-            self.__dict__.pop("feature_names_in_", None)
-        elif getattr(self, "n_features_in_", 1) != 1:
-            raise ValueError(
-                f"X has 1 feature, but GenreNet is expecting {self.n_features_in_} "
-                "features as input"
-            )
-        return X, y
-
-    def _prepare_fit(self, X, y, reset):
-        """Validate, remember the data's dimensions (if ``reset``), encode ``y``."""
-        self._check_own_params()
-        if isinstance(X, ClipFeatures):
-            X, y = self._validate_clip_features(X, y, reset)
-        else:
-            X, y = validate_data(
-                self, X, y, reset=reset, allow_nd=True, dtype=np.float32
-            )
-        check_classification_targets(y)
-        X = as_clips(X)
-        if not reset:
-            self._check_dims(X)
-            classes = self.classes_
-        elif self.classes is not None and len(self.classes):
-            classes = np.asarray(self.classes)
-        else:
-            classes = np.unique(y)
-        y_enc = encode_labels(y, classes)
-        if reset:
-            self.classes_inferred_ = classes
-            self.n_channels_, self.n_mfcc_ = self._dims(X)
-            self.n_frames_ = int(clip_widths(X).max())
-            self.window_ = int(self.window or self.n_frames_)
-            self.hop_ = int(self.window_hop or max(1, self.window_ // 2))
-        return X, y_enc
-
-    def check_data(self, X, y=None):
-        """Do nothing: :meth:`fit` has validated ``X`` and ``y`` already."""
-
     # --- initialisation -----------------------------------------------------
     def initialize(self):
         """Seed torch from ``random_state``, then initialise as skorch does.
@@ -462,9 +341,6 @@ class GenreNet(AutoDeviceMixin, WindowLoopMixin, NeuralNetClassifier):
         self.seed_ = int(rng.randint(np.iinfo(np.int32).max))
         torch.manual_seed(self.seed_)
         return super().initialize()
-
-    def _has_data_dims(self):
-        return hasattr(self, "window_")
 
     def initialize_module(self):
         """Build the module, sized from the training data where not set.
@@ -537,27 +413,6 @@ class GenreNet(AutoDeviceMixin, WindowLoopMixin, NeuralNetClassifier):
         super().partial_fit(X, y, **fit_params)
         return self._raise_if_interrupted()
 
-    def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        """Run skorch's training loop, remembering an interruption (Ctrl-C).
-
-        Returns
-        -------
-        self : GenreNet
-        """
-        self.interrupted_ = False
-        try:
-            return super().fit_loop(X, y, epochs=epochs, **fit_params)
-        except KeyboardInterrupt:
-            self.interrupted_ = True
-            raise  # skorch stops training and runs on_train_end
-
-    def _raise_if_interrupted(self):
-        if getattr(self, "interrupted_", False):
-            raise KeyboardInterrupt(
-                f"GenreNet training interrupted after {len(self.history)} epoch(s)"
-            )
-        return self
-
     def get_split_datasets(self, X, y=None, **fit_params):
         """Hold out ``valid_size`` of the clips and cut both parts in windows.
 
@@ -569,7 +424,8 @@ class GenreNet(AutoDeviceMixin, WindowLoopMixin, NeuralNetClassifier):
         dataset_train : WindowDataset
         dataset_valid : WindowDataset or None
         """
-        train, valid = holdout_split(y, self.valid_size, self.seed_)
+        names = genre_names(self.classes_)  # for the warning of a thin genre
+        train, valid = holdout_split(y, self.valid_size, self.seed_, names=names)
         augment = {name: getattr(self, name) for name in WINDOW_AUGMENTATIONS}
         dataset_train = WindowDataset(
             X,

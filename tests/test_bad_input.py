@@ -354,7 +354,6 @@ def test_unwritable_cache_folder_warns_and_works(tmp_path, audio_files, monkeypa
     paths = [str(audio_files[n]) for n in ("tone_22050_1ch.wav", "noise_22050_1ch.ogg")]
     reference = MFCCTransformer(duration=DURATION).transform(paths)
     t = MFCCTransformer(duration=DURATION, memory=tmp_path / "cache")
-    t.transform([])  # nothing to do: nothing created
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")

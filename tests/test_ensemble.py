@@ -314,6 +314,25 @@ def test_damaged_checkpoint_is_fitted_again(tmp_path, data):
     assert again.resumed_ == [] and hasattr(again.estimators_[0], "module_")
 
 
+def _one_blues_clip(data):
+    X, y = data
+    y = y.copy()
+    y[np.flatnonzero(y == "blues")[1:]] = "jazz"
+    return X, y
+
+
+def test_single_file_genre_warning_names_the_genre(data):
+    """Issue 15: members, fitted on encoded labels, warned about class ``[0]``."""
+    X, y = _one_blues_clip(data)
+    ensemble = GenreEnsemble(tiny_net(max_epochs=1), n_members=2, random_state=0)
+    with pytest.warns(UserWarning, match="genre 'blues' has a single clip") as rec:
+        ensemble.set_params(calibrate=True).fit(X, y)
+    split = [str(w.message) for w in rec if "validation split" in str(w.message)]
+    assert len(split) == 2  # one per member; calibration does not warn again
+    assert all("add files of 'blues'" in m and "[0]" not in m for m in split)
+    assert "ensemble__net__valid_size=0" in split[0]
+
+
 @pytest.mark.slow
 def test_members_in_parallel_processes(data, fitted):
     ensemble, _ = fitted

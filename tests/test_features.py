@@ -232,7 +232,45 @@ def test_accepts_paths_series_and_column(clips):
     np.testing.assert_array_equal(t.transform([Path(p) for p in clips[:2]]), ref)
     np.testing.assert_array_equal(t.transform(pd.Series(clips[:2])), ref)
     np.testing.assert_array_equal(t.transform(np.array(clips[:2])[:, None]), ref)
-    assert t.transform([]).shape == (0, 1, 20, 11)
+    # issue 15: an empty list is refused in the user's terms (it used to give an
+    # array of shape (0, 1, 20, 11) that a later step reported)
+    with pytest.raises(ValueError, match="no audio files given"):
+        t.transform([])
+
+
+@pytest.mark.parametrize("duration", [SHORT, None])
+@pytest.mark.parametrize("empty", [[], (), np.array([], dtype=object)], ids=repr)
+def test_empty_list_of_files_is_refused(duration, empty):
+    t = MFCCTransformer(duration=duration)
+    with pytest.raises(ValueError, match="no audio files given.*to train on"):
+        t.fit(empty)
+    with pytest.raises(ValueError, match="no audio files given.*to train on"):
+        t.fit_transform(empty)
+    with pytest.raises(ValueError, match="no audio files given.*features of"):
+        t.transform(empty)
+    assert t.fit().n_frames_ == t.n_frames()  # fit(None) checks the parameters
+    with pytest.raises(ValueError, match="'n_mfcc' parameter"):  # parameters first
+        MFCCTransformer(n_mfcc=0).transform(empty)
+
+
+def test_pipeline_refuses_an_empty_list_to_fit_and_predict(clips):
+    """Issue 15: the error came from MFCCStandardizer about a (0, 1, 40, 44) array."""
+    from genreclf.pipeline import build_pipeline
+
+    pipe = build_pipeline(
+        "reference", duration=SHORT, filters=(4,), dense=8, max_epochs=1,
+        valid_size=0, n_members=1, random_state=0,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="no audio files given") as err:
+        pipe.fit([], [])
+    assert "MFCCStandardizer" not in str(err.value) and "shape" not in str(err.value)
+    pipe.fit(clips[:4], ["a", "b", "a", "b"])
+    with pytest.raises(ValueError, match="no audio files given") as err:
+        pipe.predict([])
+    assert "MFCCStandardizer" not in str(err.value) and "shape" not in str(err.value)
+    with pytest.raises(ValueError, match="no audio files given"):
+        pipe.predict_proba(np.array([], dtype=object))
+    assert pipe.predict(clips[:1]).shape == (1,)
 
 
 @pytest.mark.parametrize(

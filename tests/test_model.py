@@ -259,6 +259,45 @@ def test_class_with_a_single_clip_is_never_held_out():
     assert 8 not in valid
 
 
+def test_single_file_genre_is_named_with_why_and_what_to_do():
+    """Issue 15: the warning said ``Classes with too few members are: [0]``."""
+    X, y = make_clips(n_per_class=4)
+    y = y.copy()
+    y[np.flatnonzero(y == "blues")[1:]] = "jazz"  # one blues clip left
+    net = GenreNet(**TINY, max_epochs=1, random_state=0)
+    with pytest.warns(UserWarning, match="genre 'blues' has a single clip") as rec:
+        net.fit(X, y)
+    text = str(rec[0].message)
+    assert "at least 2 clips of every genre" in text  # why
+    assert "add files of 'blues'" in text and "valid_size=0" in text  # what to do
+    assert "[0]" not in text and "least populated" not in text
+    from genreclf.exceptions import GenreclfWarning
+
+    assert rec[0].category is GenreclfWarning
+
+
+def test_holdout_warning_names_encoded_labels_and_other_reasons():
+    y = np.array([0, 0, 0, 1, 1, 1, 2])
+    with pytest.warns(UserWarning, match="genre 'rock' has a single clip"):
+        holdout_split(y, 2, random_state=0, names=np.array(["jazz", "pop", "rock"]))
+    with pytest.warns(UserWarning, match="genre 2 has a single clip"):
+        holdout_split(y, 2, random_state=0)
+    y = np.repeat(np.arange(10), 2)
+    with pytest.warns(UserWarning, match="4 validation clip.* cannot include each "
+                      "of the 10 genres.*at least 10 clips"):
+        holdout_split(y, 4, random_state=0)
+    with pytest.warns(UserWarning, match="leaves 5 for training, fewer than the "
+                      "10 genres.*at most 10 clips"):
+        holdout_split(y, 15, random_state=0)
+    many = np.array(list("abcdefghijk") + ["z"] * 5)
+    with pytest.warns(UserWarning, match=r"genres 'a', .*'h' and 3 more have a "):
+        holdout_split(many, 3, random_state=0)
+    with pytest.warns(UserWarning, match="no clip can be held out .*genres 'jazz', "
+                      "'rock' have a single clip.*add files of 'jazz', 'rock'"):
+        _, valid = holdout_split(np.array(["rock", "jazz"]), 0.5, random_state=0)
+    assert len(valid) == 0
+
+
 def test_no_clip_to_spare_trains_on_all_and_keeps_last_epoch():
     X, y = make_clips(n_per_class=1)
     net = GenreNet(**TINY, max_epochs=2, random_state=0)
