@@ -28,7 +28,21 @@ The model: ``--model URI_OR_FILE``, or a tiny network trained once with
 into an MLflow store under ``--work-dir`` (default
 ``benchmarks/results/serve_load``) and reused by later runs (``--retrain``
 trains again). Real MP3s come from ``$GENRECLF_REAL_AUDIO``, else
-``../shared/data/fma`` (``--real-audio none``: generated WAVs only).
+``../shared/data/fma`` (``--real-audio none``: generated WAVs only). With
+``--model``, the server sees this script's MLflow variables (a ``runs:/`` or
+``models:/`` URI of your store); without it, only the store under
+``--work-dir``.
+
+Memory: ``rss_returned`` holds when the server's RSS after the last level is
+within ``--rss-tolerance-mb`` (default 64, about a tenth of the tiny model's
+server) of its level after the warm-up. ``genreclf`` applies glibc malloc
+settings that keep freed memory in the process (:mod:`genreclf._malloc`);
+variables of this script's environment reach the server, so
+``MALLOC_TRIM_THRESHOLD_=131072 MALLOC_TOP_PAD_=131072
+MALLOC_MMAP_THRESHOLD_=131072 python benchmarks/serve_load.py`` measures the
+same server with glibc's own defaults. Repeating a level (``--levels
+16,16,16,16``) tells memory kept by the allocator (a plateau) from a leak
+(growth at every level).
 
 Bounds: only 127.0.0.1 is ever contacted; each request has ``--timeout``
 seconds (default 60); no request is sent after ``--max-seconds`` (default
@@ -79,10 +93,12 @@ MB = 2**20
 # -- the model and the audio ------------------------------------------------------
 
 
-def _env(work):
+def _env(work, own_store=True):
+    """This process's environment; with ``own_store``, MLflow pointed at ``work``."""
+    if not own_store:  # --model: the user's store, as the user's MLFLOW_* say
+        return dict(os.environ)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
-    env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
 
@@ -97,8 +113,9 @@ def train_model(work, retrain, timeout):
     print("training the tiny demo model with `genreclf train` ...", flush=True)
     command = [sys.executable, "-m", "genreclf", "train", *TRAIN_ARGS,
                "--cache-dir", str(work / "cache")]  # fmt: skip
+    env = {"OMP_NUM_THREADS": "1", **_env(work)}  # a tiny net: one thread is faster
     done = subprocess.run(
-        command, cwd=work, env=_env(work), capture_output=True, text=True,
+        command, cwd=work, env=env, capture_output=True, text=True,
         timeout=timeout,
     )  # fmt: skip
     uris = [ln.split(":", 1)[1].strip() for ln in done.stdout.splitlines()
@@ -213,13 +230,13 @@ def ping(port, timeout=5.0):
         return False
 
 
-def start_server(model, port, work, deadline):
+def start_server(model, port, work, deadline, own_store=True):
     """``genreclf serve`` in its own process group; returns once /ping answers."""
     log = open(work / "server.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "genreclf", "serve", str(model),
          "--host", HOST, "--port", str(port)],
-        cwd=work, env=_env(work), stdout=log, stderr=subprocess.STDOUT,
+        cwd=work, env=_env(work, own_store), stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
     log.close()
@@ -484,7 +501,8 @@ def main(argv=None):
           f"{args.requests} requests each", flush=True)
 
     port = free_port()
-    proc = start_server(model, port, work, min(deadline, time.monotonic() + 180))
+    proc = start_server(model, port, work, min(deadline, time.monotonic() + 180),
+                        own_store=not args.model)  # fmt: skip
     sampler = MemorySampler(proc.pid)
     sampler.start()
     levels, load_before = [], os.getloadavg()

@@ -86,6 +86,10 @@ def _build(args):
         raise UsageError(str(exc)) from None
 
 
+#: Commands that train or predict in this process (see benchmarks/training.py).
+_MALLOC_COMMANDS = ("train", "search", "evaluate", "predict")
+
+
 def _malloc_tags(args):
     """The allocator settings the command applied, as run tags."""
     applied = getattr(args, "malloc_settings", None) or {}
@@ -345,10 +349,13 @@ def main(argv=None):
     if args.tracking_uri:
         os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri
     # glibc allocator settings measured by benchmarks/training.py (x1.4-1.5),
-    # for the command's own work, where the user has not set them
-    from genreclf._malloc import apply_malloc_settings
+    # for training and prediction, where the user has not set them; not for a
+    # long-lived server, which would keep the memory a burst of requests took
+    args.malloc_settings = {}
+    if args.command in _MALLOC_COMMANDS:
+        from genreclf._malloc import apply_malloc_settings
 
-    args.malloc_settings = apply_malloc_settings()
+        args.malloc_settings = apply_malloc_settings()
     # MLflow's bars for each small model download are noise next to ours
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:

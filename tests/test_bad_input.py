@@ -302,6 +302,7 @@ _WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.integration
 def test_two_processes_share_one_cache(tmp_path, write_audio):
     paths = [
         str(

@@ -166,6 +166,7 @@ _PROBE = textwrap.dedent(
 
 
 @needs_glibc
+@pytest.mark.integration
 def test_import_does_not_apply_and_mallopt_accepts_the_values():
     if not hasattr(_malloc._glibc(), "mallinfo2"):
         pytest.skip("glibc < 2.33 has no mallinfo2")

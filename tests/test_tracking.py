@@ -192,6 +192,7 @@ def test_evaluation_metrics_and_artifacts(tracked):
     ]
 
 
+@pytest.mark.integration
 def test_model_loads_and_predicts_in_a_fresh_process(tracked):
     uri = tracked.result.model_uri
     assert uri.startswith("models:/")
