@@ -19,7 +19,7 @@ import ctypes
 import os
 import sys
 
-__all__ = ["MALLOC_ENV", "MALLOPT_PARAMS", "apply_malloc_settings"]
+__all__ = ["MALLOC_ENV", "MALLOPT_PARAMS", "SERVER_MALLOC_ENV", "apply_malloc_settings"]
 
 #: glibc malloc settings that keep freed tensor memory in the process instead
 #: of returning it to the system after every batch (environment variable ->
@@ -88,6 +88,18 @@ def _as_bytes(name, value):
             f"malloc setting {name} must be a number of bytes >= 0, got {value!r}"
         )
     return number
+
+
+#: For ``genreclf serve``: glibc's default thresholds, but fixed. glibc raises
+#: its mmap threshold after a large block is freed, so the buffers of one burst
+#: of requests would stay on the heap; fixed at 128 KiB they go back to the
+#: system (benchmarks/serve_load.py: +80 MB after a burst with the dynamic
+#: threshold, +32 MB with these, load ~2).
+SERVER_MALLOC_ENV = {
+    "MALLOC_TRIM_THRESHOLD_": 131072,
+    "MALLOC_MMAP_THRESHOLD_": 131072,
+    "MALLOC_TOP_PAD_": 131072,
+}
 
 
 def apply_malloc_settings(settings=None, *, environ=None):

@@ -349,13 +349,17 @@ def main(argv=None):
     if args.tracking_uri:
         os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri
     # glibc allocator settings measured by benchmarks/training.py (x1.4-1.5),
-    # for training and prediction, where the user has not set them; not for a
-    # long-lived server, which would keep the memory a burst of requests took
+    # for training and prediction, where the user has not set them; a
+    # long-lived server gets fixed small thresholds, so that the memory a burst
+    # of requests took goes back to the system
     args.malloc_settings = {}
-    if args.command in _MALLOC_COMMANDS:
-        from genreclf._malloc import apply_malloc_settings
+    if args.command in _MALLOC_COMMANDS or args.command == "serve":
+        from genreclf._malloc import SERVER_MALLOC_ENV, apply_malloc_settings
 
-        args.malloc_settings = apply_malloc_settings()
+        server = args.command == "serve"
+        args.malloc_settings = apply_malloc_settings(
+            SERVER_MALLOC_ENV if server else None
+        )
     # MLflow's bars for each small model download are noise next to ours
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:

@@ -192,3 +192,11 @@ def test_import_does_not_apply_and_mallopt_accepts_the_values():
     assert result["again"] == {
         k: v for k, v in EXPECTED.items() if k != "MALLOC_TOP_PAD_"
     }
+
+
+@needs_glibc
+def test_server_settings_are_accepted_by_mallopt():
+    from genreclf._malloc import SERVER_MALLOC_ENV, apply_malloc_settings
+
+    applied = apply_malloc_settings(SERVER_MALLOC_ENV, environ={})
+    assert applied == SERVER_MALLOC_ENV
