@@ -380,3 +380,28 @@ def module_mlflow(tmp_path_factory):
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
         yield folder
     _forget_mlflow_experiment()
+
+
+@pytest.fixture
+def count_loads(monkeypatch):
+    """Count the clips that the MFCC transformer decodes (in this process)."""
+    import genreclf._mfcc as mfcc_impl
+    from genreclf.audio import load_audio
+
+    calls = []
+
+    def counting(path, *args, **kwargs):
+        calls.append(os.fspath(path))
+        return load_audio(path, *args, **kwargs)
+
+    monkeypatch.setattr(mfcc_impl, "load_audio", counting)
+    return calls
+
+
+def assert_paths_array(paths, y):
+    """What every loader returns: 1-D object arrays of existing absolute paths, labels."""
+    for arr in (paths, y):
+        assert isinstance(arr, np.ndarray) and arr.ndim == 1
+        assert arr.dtype == object and all(isinstance(v, str) for v in arr)
+    assert len(paths) == len(y)
+    assert all(os.path.isabs(p) and os.path.isfile(p) for p in paths)

@@ -10,26 +10,12 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.utils import _safe_indexing
 
-import genreclf._mfcc as mfcc_impl
 from genreclf import _augment, _mfcc_cache
 from genreclf.audio import load_audio
 from genreclf.clips import ClipFeatures
 from genreclf.features import MFCCStandardizer, MFCCTransformer, compute_mfcc
 
 HOP = 512
-
-
-@pytest.fixture
-def count_loads(monkeypatch):
-    """Count the clips that the transformer decodes (in this process)."""
-    calls = []
-
-    def counting(path, *args, **kwargs):
-        calls.append(os.fspath(path))
-        return load_audio(path, *args, **kwargs)
-
-    monkeypatch.setattr(mfcc_impl, "load_audio", counting)
-    return calls
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FMA_TRACKS, fma_tracks_frame
+from conftest import FMA_TRACKS, assert_paths_array, fma_tracks_frame
 
 from genreclf import datasets
 from genreclf.datasets import (
@@ -25,14 +25,6 @@ from genreclf.datasets import (
 
 def ids_of(paths):
     return [int(Path(p).stem) for p in paths]
-
-
-def assert_paths_array(paths, y):
-    for arr in (paths, y):
-        assert isinstance(arr, np.ndarray) and arr.ndim == 1
-        assert arr.dtype == object and all(isinstance(v, str) for v in arr)
-    assert len(paths) == len(y)
-    assert all(os.path.isabs(p) and os.path.isfile(p) for p in paths)
 
 
 def test_constants():

@@ -30,19 +30,6 @@ SHORT = 1.0  # seconds per clip in these tests: 44 frames at 22050 / 512
 
 
 @pytest.fixture
-def count_loads(monkeypatch):
-    """Count the clips that the transformer decodes (in this process)."""
-    calls = []
-
-    def counting(path, *args, **kwargs):
-        calls.append(os.fspath(path))
-        return load_audio(path, *args, **kwargs)
-
-    monkeypatch.setattr(mfcc_impl, "load_audio", counting)
-    return calls
-
-
-@pytest.fixture
 def clips(audio_files):
     names = [
         "tone_22050_1ch.wav",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_paths_array
 
 from genreclf import _synthetic
 from genreclf.datasets import load_folder
@@ -15,14 +16,6 @@ from genreclf.synthetic import SYNTHETIC_GENRES, make_synthetic
 
 def sha1(path):
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()
-
-
-def assert_paths_array(paths, y):
-    for arr in (paths, y):
-        assert isinstance(arr, np.ndarray) and arr.ndim == 1
-        assert arr.dtype == object and all(isinstance(v, str) for v in arr)
-    assert len(paths) == len(y)
-    assert all(os.path.isabs(p) and os.path.isfile(p) for p in paths)
 
 
 @pytest.fixture(scope="module")
