@@ -45,8 +45,6 @@ _STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
 _FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")
 
 
-_BadRequest = BadRequestError  # answered with its ``status``
-
 
 def _static(name):
     return (importlib.resources.files("genreclf") / "static" / name).read_text(
@@ -87,18 +85,18 @@ def parse_request(body):
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise _BadRequest(f"the body is not JSON: {exc}") from None
+        raise BadRequestError(f"the body is not JSON: {exc}") from None
     if not isinstance(payload, dict):
-        raise _BadRequest("expected a JSON object")
+        raise BadRequestError("expected a JSON object")
     found = [k for k in _FORMATS if k in payload]
     if len(found) != 1:
-        raise _BadRequest(
+        raise BadRequestError(
             f"expected exactly one of {', '.join(_FORMATS)}, got keys "
             f"{sorted(payload)}"
         )
     params = payload.get("params") or {}
     if not isinstance(params, dict):
-        raise _BadRequest("'params' must be a JSON object")
+        raise BadRequestError("'params' must be a JSON object")
     data = payload[found[0]]
     try:
         if found[0] == "dataframe_split":
@@ -108,7 +106,7 @@ def parse_request(body):
         else:
             rows = data
     except (KeyError, TypeError, ValueError) as exc:
-        raise _BadRequest(f"cannot read {found[0]}: {exc}") from None
+        raise BadRequestError(f"cannot read {found[0]}: {exc}") from None
     return rows, params
 
 
@@ -116,16 +114,16 @@ def _options(params, top_k):
     """Validated ``top_k``, ``windows`` and ``on_error`` of a request."""
     unknown = set(params) - {"top_k", "windows", "on_error"}
     if unknown:
-        raise _BadRequest(f"unknown params {sorted(unknown)}")
+        raise BadRequestError(f"unknown params {sorted(unknown)}")
     k = params.get("top_k", top_k)
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise _BadRequest(f"'top_k' must be an integer >= 0, got {k!r}")
+        raise BadRequestError(f"'top_k' must be an integer >= 0, got {k!r}")
     windows = params.get("windows", False)
     if not isinstance(windows, bool):
-        raise _BadRequest(f"'windows' must be true or false, got {windows!r}")
+        raise BadRequestError(f"'windows' must be true or false, got {windows!r}")
     on_error = params.get("on_error", "raise")
     if on_error not in ("raise", "row"):
-        raise _BadRequest(f"'on_error' must be 'raise' or 'row', got {on_error!r}")
+        raise BadRequestError(f"'on_error' must be 'raise' or 'row', got {on_error!r}")
     return k, windows, on_error
 
 
@@ -175,7 +173,7 @@ def create_app(model, *, limits=None, top_k=DEFAULT_TOP_K):
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit():
             if int(declared) > limits.max_bytes:
-                raise _BadRequest(
+                raise BadRequestError(
                     f"request body of {declared} bytes is over the limit of "
                     f"{limits.max_bytes} bytes",
                     413,
@@ -184,7 +182,7 @@ def create_app(model, *, limits=None, top_k=DEFAULT_TOP_K):
         async for chunk in request.stream():
             size += len(chunk)
             if size > limits.max_bytes:
-                raise _BadRequest(
+                raise BadRequestError(
                     f"request body is over the limit of {limits.max_bytes} bytes",
                     413,
                 )
@@ -226,7 +224,7 @@ def create_app(model, *, limits=None, top_k=DEFAULT_TOP_K):
             rows, params = parse_request(body)
             k, windows, on_error = _options(params, top_k)
             result = await run_in_threadpool(answer, rows, windows)
-        except _BadRequest as exc:
+        except BadRequestError as exc:
             return error(str(exc), exc.status)
         except (ValueError, OSError) as exc:
             return error(str(exc), 400)

@@ -13,9 +13,10 @@ from genreclf.calibration import (
     plot_reliability,
 )
 from genreclf.ensemble import GenreEnsemble
+from genreclf.exceptions import BadRequestError
 from genreclf.model import GenreNet
 from genreclf.rows import Limits, RowPredictions, _admit, rows_from_input
-from genreclf.serving import _BadRequest, _options, parse_request
+from genreclf.serving import _options, parse_request
 
 
 def test_rows_from_every_input_form():
@@ -110,15 +111,15 @@ def test_scoring_formats_and_params():
         (b'{"data": []}', "exactly one of"),
         (b'{"inputs": [], "params": 3}', "'params' must be"),
     ]:
-        with pytest.raises(_BadRequest, match=message):
+        with pytest.raises(BadRequestError, match=message):
             parse_request(body)
     assert _options({}, 3) == (3, False, "raise")
     assert _options({"top_k": 1, "windows": True, "on_error": "row"}, 3) == (
         1, True, "row"
     )
-    with pytest.raises(_BadRequest, match="'top_k' must be"):
+    with pytest.raises(BadRequestError, match="'top_k' must be"):
         _options({"top_k": -1}, 3)
-    with pytest.raises(_BadRequest, match="unknown params"):
+    with pytest.raises(BadRequestError, match="unknown params"):
         _options({"topk": 1}, 3)
 
 
