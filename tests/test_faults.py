@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import urllib.parse
 from pathlib import Path
 
 import joblib
@@ -340,6 +341,110 @@ def test_full_disk_while_logging_the_model(tmp_path, tiny_demo, mlflow_uri):
         output_format="list",
     )
     assert _assert_members_load(tmp_path / "ckpt" / run.info.run_id) == 1
+
+
+def _full_artifact_disk(monkeypatch, name):
+    """Make MLflow's local write of the artifact file ``name`` hit a full disk.
+
+    The artifact's temporary file in the run's folder is created, then the
+    write into it raises ENOSPC, as on a disk that fills during the copy.
+    """
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    real = LocalArtifactRepository._write_to_destination_path
+
+    def full(temp_file):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def write(self, artifact_file_name, writer, *args, **kwargs):
+        if os.path.basename(artifact_file_name) == name:
+            writer = full
+        return real(self, artifact_file_name, writer, *args, **kwargs)
+
+    monkeypatch.setattr(LocalArtifactRepository, "_write_to_destination_path", write)
+
+
+def _failed_run(command):
+    (run,) = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"tags.`genreclf.command` = '{command}'",
+        output_format="list",
+    )
+    assert run.info.status == "FAILED"
+    return run, Path(urllib.parse.urlparse(run.info.artifact_uri).path)
+
+
+def _assert_full_disk_error(err, folder, artifact):
+    message = str(err.value)
+    assert err.value.errno == errno.ENOSPC
+    assert err.value.__cause__.errno == errno.ENOSPC
+    assert message.startswith(f"{folder}: no space left on device while writing")
+    assert artifact in message and "kept" in message
+
+
+def test_full_disk_while_logging_a_figure(tmp_path, tiny_demo, mlflow_uri, monkeypatch):
+    import pandas as pd
+
+    _, X, y = tiny_demo
+    monkeypatch.chdir(tmp_path)  # the store's artifacts go under tmp_path
+    with pytest.MonkeyPatch.context() as mp:
+        _full_artifact_disk(mp, "confusion_matrix.png")
+        with pytest.raises(OSError, match="confusion-matrix figure") as err:
+            tracking.train_and_log(
+                _tiny(tmp_path / "cache", n_members=1), X, y, X[:4], y[:4],
+                checkpoint_dir=tmp_path / "ckpt", log_model=False,
+            )  # fmt: skip
+    run, folder = _failed_run("train")
+    _assert_full_disk_error(err, folder, "figures/confusion_matrix.png")
+    # what was logged before is intact; nothing is left of the failed write
+    assert not (folder / "figures" / "confusion_matrix.png").exists()
+    assert sorted(p.name for p in (folder / "figures").iterdir()) == [
+        "training_curves.png"
+    ]
+    assert (folder / "figures" / "training_curves.png").read_bytes()[:4] == (
+        b"\x89PNG"
+    )
+    paths = [os.fspath(p) for p in X]
+    assert list(pd.read_csv(folder / "data" / "training.csv")["path"]) == paths
+    assert list(pd.read_csv(folder / "data" / "evaluation.csv")["path"]) == paths[:4]
+    assert _assert_members_load(tmp_path / "ckpt" / run.info.run_id) == 1
+    assert _running(mlflow_uri) == []
+
+
+def test_full_disk_while_logging_the_data_csv(
+    tmp_path, tiny_demo, mlflow_uri, monkeypatch
+):
+    import pandas as pd
+
+    _, X, y = tiny_demo
+    monkeypatch.chdir(tmp_path)
+    with pytest.MonkeyPatch.context() as mp:
+        _full_artifact_disk(mp, "evaluation.csv")
+        with pytest.raises(OSError, match="evaluation file list") as err:
+            tracking.train_and_log(
+                _tiny(tmp_path / "cache", n_members=1), X, y, X[:4], y[:4],
+                log_model=False,
+            )  # fmt: skip
+    _, folder = _failed_run("train")
+    _assert_full_disk_error(err, folder, "data/evaluation.csv")
+    assert sorted(p.name for p in (folder / "data").iterdir()) == ["training.csv"]
+    frame = pd.read_csv(folder / "data" / "training.csv")
+    assert list(frame["path"]) == [os.fspath(p) for p in X]
+    assert list(frame["genre"]) == [str(g) for g in y]
+    assert _running(mlflow_uri) == []
+
+
+def test_artifact_write_leaves_other_errors_alone(tmp_path):
+    from genreclf.tracking.storage import artifact_write
+
+    denied = PermissionError(errno.EACCES, "Permission denied")
+    with pytest.raises(PermissionError) as err:
+        with artifact_write("the report report.txt", tmp_path):
+            raise denied
+    assert err.value is denied
+    with pytest.raises(ValueError, match="not a disk"):
+        with artifact_write("the report report.txt", tmp_path):
+            raise ValueError("not a disk")
 
 
 # ----------------------------------------------------------------- the cache

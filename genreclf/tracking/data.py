@@ -12,6 +12,7 @@ from genreclf.exceptions import (
     FeatureExtractionError,
     TrainingInterrupted,
 )
+from genreclf.tracking.storage import artifact_write
 
 __all__ = ["checked_data", "describe_dataset", "log_bad_files", "log_dataset"]
 
@@ -114,15 +115,21 @@ def log_dataset(paths, y, name=None, context="training"):
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp, f"{context}.csv")
         frame.to_csv(csv, index=False)
-        mlflow.log_artifact(str(csv), "data")
+        with artifact_write(f"the {context} file list data/{context}.csv"):
+            mlflow.log_artifact(str(csv), "data")
     try:
         dataset = mlflow.data.from_pandas(
             frame, name=name or context, targets="genre", digest=summary["digest"][:36]
         )
-        mlflow.log_input(dataset, context=context)
+        # an input is a record of the tracking store, not an artifact
+        store = mlflow.get_tracking_uri()
+        with artifact_write(f"the {context} dataset input of the run", store):
+            mlflow.log_input(dataset, context=context)
     except TrainingInterrupted:
         raise
     except Exception as exc:  # the summary above is logged anyway
+        if hasattr(exc, "genreclf_written"):
+            raise  # a full disk: the run fails, as every later write would
         warnings.warn(
             f"could not log the dataset as an MLflow input: {exc}", stacklevel=2
         )
@@ -144,10 +151,12 @@ def log_bad_files(failures, context):
 
     mlflow.log_param(f"data.{context}.n_bad_files", len(failures))
     if failures:
-        mlflow.log_dict(
-            {"bad_files": [{"path": p, "reason": r} for p, r in failures.items()]},
-            f"data/{context}_bad_files.json",
-        )
+        listed = f"data/{context}_bad_files.json"
+        with artifact_write(f"the list of bad {context} files {listed}"):
+            mlflow.log_dict(
+                {"bad_files": [{"path": p, "reason": r} for p, r in failures.items()]},
+                listed,
+            )
 
 
 def checked_data(pipeline, X, y, X_eval, y_eval, skip_bad_files):

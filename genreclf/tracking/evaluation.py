@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genreclf.tracking.storage import artifact_write
+
 __all__ = [
     "evaluate_and_log",
     "evaluation_metrics",
@@ -189,16 +191,19 @@ def evaluate_and_log(pipeline, paths, y, prefix="eval_"):
     labels = [str(c) for c in getattr(pipeline, "classes_", sorted(set(y_true)))]
     metrics = evaluation_metrics(y_true, y_pred, labels, prefix)
     mlflow.log_metrics(metrics)
-    mlflow.log_figure(
-        plot_confusion_matrix(y_true, y_pred, labels), "figures/confusion_matrix.png"
-    )
+    figure = "figures/confusion_matrix.png"
+    with artifact_write(f"the confusion-matrix figure {figure}"):
+        mlflow.log_figure(plot_confusion_matrix(y_true, y_pred, labels), figure)
     report = classification_report(y_true, y_pred, labels=labels, zero_division=0)
-    mlflow.log_text(report, "evaluation/classification_report.txt")
+    text = "evaluation/classification_report.txt"
+    with artifact_write(f"the classification report {text}"):
+        mlflow.log_text(report, text)
     frame = pd.DataFrame(
         {"path": [os.fspath(p) for p in paths], "genre": y_true, "predicted": y_pred}
     )
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp, "predictions.csv")
         frame.to_csv(csv, index=False)
-        mlflow.log_artifact(str(csv), "evaluation")
+        with artifact_write("the predictions evaluation/predictions.csv"):
+            mlflow.log_artifact(str(csv), "evaluation")
     return metrics

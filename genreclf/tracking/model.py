@@ -11,6 +11,8 @@ import os
 import re
 import tempfile
 
+from genreclf.tracking.storage import artifact_write
+
 __all__ = ["load_pipeline", "log_calibration", "log_pipeline_model"]
 
 #: The input columns of a logged model, as its ``metadata`` states them.
@@ -171,10 +173,9 @@ def log_calibration(pipeline):
             "calibration_ece_after": summary["ece_after"],
         }
     )
-    mlflow.log_figure(
-        plot_reliability(held_out.y, held_out.proba, after),
-        "figures/reliability_diagram.png",
-    )
+    figure = "figures/reliability_diagram.png"
+    with artifact_write(f"the reliability diagram {figure}"):
+        mlflow.log_figure(plot_reliability(held_out.y, held_out.proba, after), figure)
     return summary
 
 
@@ -250,7 +251,8 @@ def log_pipeline_model(
         pipeline, None if active is None else active.info.run_id, calibration
     )
     if active is not None:
-        mlflow.log_text(card, CARD_FILE)
+        with artifact_write(f"the model card {CARD_FILE}"):
+            mlflow.log_text(card, CARD_FILE)
     package_dir = os.path.dirname(os.path.abspath(genreclf.__file__))
     model_code = os.path.join(package_dir, "tracking", "_model_code.py")
     with tempfile.TemporaryDirectory() as tmp, _portable(pipeline):

@@ -25,7 +25,7 @@ from genreclf.tracking.params import flatten_params, param_text, shorten
 from genreclf.tracking.runs import base_tags, tracked_run
 from genreclf.tracking.search import log_search
 from genreclf.tracking.server import check_tracking_server
-from genreclf.tracking.storage import STORAGE_ERRNOS, storage_error
+from genreclf.tracking.storage import STORAGE_ERRNOS, artifact_write, storage_error
 
 __all__ = ["TrainingResult", "evaluate_model", "search_and_log", "train_and_log"]
 
@@ -97,15 +97,8 @@ def _evaluate_and_log_model(fitted, X, X_eval, y_eval, log_model):
     model_uri = None
     if log_model:
         example = (X_eval if has_eval else X)[:1]
-        try:
+        with artifact_write("the model (its files under model/)"):
             model_uri = log_pipeline_model(fitted, input_example=example).model_uri
-        except OSError as exc:
-            error = storage_error(
-                exc, mlflow.get_artifact_uri(), "the model (its files under model/)"
-            )
-            if error is exc:
-                raise
-            raise error from exc
         mlflow.set_tag("genreclf.model_uri", model_uri)
     return metrics, model_uri
 
@@ -346,9 +339,9 @@ def train_and_log(
             if bar is not None:
                 bar.close()
         histories = {i: member_history(m) for i, m in enumerate(ensemble.estimators_)}
-        mlflow.log_figure(
-            plot_training_curves(histories), "figures/training_curves.png"
-        )
+        figure = "figures/training_curves.png"
+        with artifact_write(f"the training curves {figure}"):
+            mlflow.log_figure(plot_training_curves(histories), figure)
         metrics, model_uri = _evaluate_and_log_model(
             pipeline, X, X_eval, y_eval, log_model
         )
@@ -445,7 +438,8 @@ skip_bad_files, log_model, check_server
         with tempfile.TemporaryDirectory() as tmp:
             csv = Path(tmp, "cv_results.csv")
             frame.to_csv(csv, index=False)
-            mlflow.log_artifact(str(csv))
+            with artifact_write("the search results cv_results.csv"):
+                mlflow.log_artifact(str(csv))
         best = getattr(search, "best_estimator_", None)
         metrics, model_uri = {}, None
         if best is not None:
