@@ -10,6 +10,12 @@ process so that its peak memory is its own:
    30 s MP3s at 44.1 kHz stereo, balanced over the 8 FMA genres, each genre
    made by one engine of ``genreclf._synthetic`` (so genres are learnable),
    split 80/10/10 into the official ``training``/``validation``/``test``.
+   MP3 encoding is most of the cost (~1.4 CPU s per 30 s clip), so at most
+   ``--unique`` recordings (default 20) are made per genre and split and the
+   other tracks of that genre and split are byte copies of them, each its own
+   file (decoded, cached and trained on as any other: the work per clip is
+   real); test tracks never share a recording with training tracks.
+   ``--unique 0`` makes every track its own recording.
    Worker processes (``--jobs``) make the clips; the corpus is cached under
    ``benchmarks/results/fma_scale/`` by (N, version), or kept in ``--root``.
    The engines run at 22.05 kHz (what the features use) and the audio is
@@ -67,12 +73,14 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "fma_scale"
 
 #: Bump when the corpus writer changes what it writes: cached corpora are remade.
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2
 MANIFEST = "corpus.json"
 SUBSET = "small"
 SR = 44100  # FMA's MP3s
 SYNTH_SR = 22050  # the engines' rate; resampled to SR
 DURATION = 30.0
+#: Recordings made per genre and split; the other tracks are copies of them.
+UNIQUE = 20
 #: The 8 genres of fma_small, their FMA genre ids, and the engine of each.
 FMA_GENRES = {
     "Electronic": (15, "techno"),
@@ -200,7 +208,7 @@ def _write_tracks_csv(path, rows, duration):
             )
 
 
-def corpus_key(n_clips, seed=0, duration=DURATION):
+def corpus_key(n_clips, seed=0, duration=DURATION, unique=UNIQUE):
     """What identifies a cached corpus (written to its manifest)."""
     from genreclf._synthetic import VERSION
 
@@ -210,16 +218,47 @@ def corpus_key(n_clips, seed=0, duration=DURATION):
         "seed": int(seed),
         "duration": float(duration),
         "sr": SR,
+        "unique": int(unique),
     }
 
 
-def default_root(n_clips, seed=0, duration=DURATION):
+def default_root(n_clips, seed=0, duration=DURATION, unique=UNIQUE):
     """The cache folder of a corpus under ``benchmarks/results/fma_scale/``."""
-    key = corpus_key(n_clips, seed, duration)
+    key = corpus_key(n_clips, seed, duration, unique)
     name = f"corpus-{n_clips}-v{key['version']}"
     if seed or duration != DURATION:
         name += f"-s{seed}-d{duration:g}"
+    if unique != UNIQUE:
+        name += f"-u{unique}"
     return RESULTS / name
+
+
+def recording_sources(rows, unique=UNIQUE):
+    """For each row, the index of the row whose recording it carries.
+
+    Within each (genre, split), the first ``unique`` rows are recordings of
+    their own and the others cycle through them; ``unique`` 0: all their own.
+    """
+    sources = list(range(len(rows)))
+    if unique <= 0:
+        return sources
+    groups = {}
+    for i, (_, genre, split) in enumerate(rows):
+        group = groups.setdefault((genre, split), [])
+        if len(group) >= unique:
+            sources[i] = group[len(group) % unique]
+        group.append(i)
+    return sources
+    seen = {}
+    for i, (_, genre, split) in enumerate(rows):
+        own = seen.setdefault((genre, split), [])
+        if len(own) < unique:
+            own.append(i)
+        else:
+            sources[i] = own[len(sources[:i]) % unique] if False else own[
+                _count(seen, genre, split) % unique
+            ]
+    return sources
 
 
 def read_manifest(root):
@@ -230,16 +269,19 @@ def read_manifest(root):
         return None
 
 
-def write_corpus(root, n_clips, *, jobs=None, seed=0, duration=DURATION):
+def write_corpus(
+    root, n_clips, *, jobs=None, seed=0, duration=DURATION, unique=UNIQUE
+):
     """Write (or finish, or find) a synthetic FMA corpus of ``n_clips`` in ``root``.
 
-    Returns ``(written, cached)``: the number of MP3 files written now, and
-    whether the corpus was complete already. ``tracks.csv`` and the manifest
+    Returns ``(written, cached)``: the number of MP3 files written now
+    (recordings and copies), and whether the corpus was complete already.
+    ``unique``: recordings per genre and split (:func:`recording_sources`). ``tracks.csv`` and the manifest
     are written last, each atomically, so that a killed run leaves a folder
     that the next run completes.
     """
     root = Path(root)
-    key = corpus_key(n_clips, seed, duration)
+    key = corpus_key(n_clips, seed, duration, unique)
     found = read_manifest(root)
     if found is not None:
         if found.get("key") != key:
@@ -252,9 +294,12 @@ def write_corpus(root, n_clips, *, jobs=None, seed=0, duration=DURATION):
     if tracks_csv.exists():
         raise SystemExit(f"{root}: an FMA root without {MANIFEST}: not overwritten")
     rows = plan_corpus(n_clips, seed)
+    sources = recording_sources(rows, unique)
+    paths = [str(audio_path(root, tid)) for tid, _, _ in rows]
     tasks = [
-        (str(audio_path(root, tid)), tid, genre, seed, duration)
-        for tid, genre, _ in rows
+        (paths[i], tid, genre, seed, duration)
+        for i, (tid, genre, _) in enumerate(rows)
+        if sources[i] == i
     ]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
     written = 0
@@ -263,13 +308,24 @@ def write_corpus(root, n_clips, *, jobs=None, seed=0, duration=DURATION):
         for k, n in enumerate(pool.map(_write_clip, tasks, chunksize=4), 1):
             written += n
             if k % step == 0:
-                print(f"generate: {k}/{len(tasks)} clips", file=sys.stderr, flush=True)
-    tracks_csv.parent.mkdir(parents=True, exist_ok=True)
-    _write_tracks_csv(tracks_csv, rows, duration)
+                print(
+                    f"generate: {k}/{len(tasks)} recordings",
+                    file=sys.stderr,
+                    flush=True,
+                )
     from genreclf._files import atomic_write
 
+    for i, source in enumerate(sources):
+        if source == i or os.path.isfile(paths[i]):
+            continue
+        os.makedirs(os.path.dirname(paths[i]), exist_ok=True)
+        with open(paths[source], "rb") as src, atomic_write(paths[i]) as dst:
+            shutil.copyfileobj(src, dst)
+        written += 1
+    tracks_csv.parent.mkdir(parents=True, exist_ok=True)
+    _write_tracks_csv(tracks_csv, rows, duration)
     with atomic_write(root / MANIFEST, "w") as f:
-        json.dump({"key": key, "clips": len(rows)}, f)
+        json.dump({"key": key, "clips": len(rows), "recordings": len(tasks)}, f)
     return written, False
 
 
@@ -291,7 +347,12 @@ def folder_bytes(*folders):
 
 def _stage_generate(args):
     written, cached = write_corpus(
-        args.root, args.clips, jobs=args.jobs, seed=args.seed, duration=args.duration
+        args.root,
+        args.clips,
+        jobs=args.jobs,
+        seed=args.seed,
+        duration=args.duration,
+        unique=args.unique,
     )
     return {"clips": written, "cached": cached}
 
@@ -613,6 +674,13 @@ def build_parser():
     )
     parser.add_argument("--seed", type=int, default=0, help="corpus seed (default: 0)")
     parser.add_argument(
+        "--unique",
+        type=int,
+        default=UNIQUE,
+        help="recordings per genre and split; other tracks are byte copies "
+        f"of them (default: {UNIQUE}; 0: every track its own recording)",
+    )
+    parser.add_argument(
         "--work",
         default=None,
         help="run folder: MLflow, MFCC cache, checkpoints, logs "
@@ -640,7 +708,7 @@ def main(argv=None):
     if args.clips < 1 or args.max_epochs < 1 or (args.n_members or 1) < 1:
         raise SystemExit("--clips, --max-epochs and --n-members must be >= 1")
     if args.root is None:
-        args.root = default_root(args.clips, args.seed, args.duration)
+        args.root = default_root(args.clips, args.seed, args.duration, args.unique)
     args.root = Path(args.root).resolve()
     if args.stage:
         return _child_main(args)

@@ -112,3 +112,25 @@ def test_the_same_clip_every_time(fma_scale):
     assert a.shape == (22050, 2) and a.dtype == "float32"
     assert (a == b).all()
     assert not (a == fma_scale.make_clip(5, "Rock", duration=0.5)).all()
+
+
+def test_recordings_are_shared_only_within_a_genre_and_split(fma_scale, tmp_path):
+    rows = fma_scale.plan_corpus(80)
+    sources = fma_scale.recording_sources(rows, unique=3)
+    for i, source in enumerate(sources):
+        assert rows[source][1:] == rows[i][1:]  # same genre, same split
+        assert sources[source] == source  # a copy's source is a recording
+    per_group = Counter(rows[i][1:] for i, s in enumerate(sources) if s == i)
+    assert set(per_group.values()) <= {1, 2, 3} and max(per_group.values()) == 3
+    assert fma_scale.recording_sources(rows, unique=0) == list(range(80))
+    # on disk: 16 training clips (2 per genre), 1 recording per genre, 8 copies
+    written, _ = fma_scale.write_corpus(tmp_path, 16, jobs=1, duration=0.3, unique=1)
+    assert written == 16
+    paths, y = load_fma(tmp_path, split="training")
+    assert len(paths) == len(set(paths)) == 16
+    blobs = {}
+    for path, genre in zip(paths, y, strict=True):
+        blobs.setdefault(Path(path).read_bytes(), set()).add(genre)
+    assert len(blobs) == 8 and all(len(g) == 1 for g in blobs.values())
+    manifest = fma_scale.read_manifest(tmp_path)
+    assert manifest["clips"] == 16 and manifest["recordings"] < 16
