@@ -19,12 +19,13 @@ from fractions import Fraction
 import numpy as np
 
 #: Bump when the recipe changes: cached variants of an old recipe are ignored.
-AUGMENT_VERSION = 1
+AUGMENT_VERSION = 2
 
 #: Ranges of the random changes (uniform unless said otherwise).
-SPEED = (0.94, 1.06)  # playback speed (tempo and pitch together), p=0.5
-TILT_DB_PER_OCTAVE = (-4.0, 4.0)  # spectral tilt about 1 kHz, p=0.7
-TILT_LIMIT_DB = 15.0  # the tilt's gain is clipped to +-15 dB
+SPEED = (0.94, 1.06)  # playback speed (tempo and pitch together), p=0.25
+STRETCH = (0.94, 1.06)  # tempo alone (phase vocoder, pitch kept), p=0.25
+TILT_DB_PER_OCTAVE = (-8.0, 8.0)  # spectral tilt about 1 kHz, p=0.7
+TILT_LIMIT_DB = 36.0  # the tilt's gain is clipped to +-36 dB
 LOWPASS_HZ = (2500.0, 8000.0)  # 4th-order Butterworth magnitude, p=0.3
 HIGHPASS_HZ = (60.0, 400.0)  # 4th-order Butterworth magnitude, p=0.3
 SNR_DB = (10.0, 30.0)  # white noise, p=0.5
@@ -58,6 +59,16 @@ def change_speed(y, factor):
     import scipy.signal
 
     out = scipy.signal.resample_poly(y, ratio.numerator, ratio.denominator)
+    return out.astype(np.float32, copy=False)
+
+
+def stretch_tempo(y, rate):
+    """Play ``y`` ``rate`` times faster at the same pitch (librosa's phase vocoder)."""
+    if rate == 1.0 or y.shape[0] < 2048:
+        return y
+    import librosa
+
+    out = librosa.effects.time_stretch(y, rate=float(rate))
     return out.astype(np.float32, copy=False)
 
 
@@ -128,8 +139,9 @@ def production_change(y, sr, rng):
     """One random change of production of a mono waveform.
 
     In this order, each with its probability (the constants of this module):
-    a speed change, an equalisation (tilt, low-pass, high-pass), white noise,
-    an MP3 re-encoding, and always a gain.
+    a speed change (tempo and pitch) or a tempo change alone, an
+    equalisation (tilt, low-pass, high-pass), white noise, an MP3
+    re-encoding, and always a gain.
 
     Parameters
     ----------
@@ -146,8 +158,11 @@ def production_change(y, sr, rng):
         The changed waveform (a speed change alters its length).
     """
     y = np.asarray(y, dtype=np.float32)
-    if rng.random() < 0.5:
+    tempo = rng.random()
+    if tempo < 0.25:
         y = change_speed(y, rng.uniform(*SPEED))
+    elif tempo < 0.5:
+        y = stretch_tempo(y, rng.uniform(*STRETCH))
     tilt = rng.uniform(*TILT_DB_PER_OCTAVE) if rng.random() < 0.7 else 0.0
     lowpass = rng.uniform(*LOWPASS_HZ) if rng.random() < 0.3 else None
     highpass = rng.uniform(*HIGHPASS_HZ) if rng.random() < 0.3 else None

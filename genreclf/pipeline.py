@@ -98,11 +98,12 @@ DEMO_OPTIONS = {
 PRESETS = {
     "reference": _REFERENCE,
     # The best configuration measured on real music by benchmarks/accuracy.py
-    # (README "Results"): 40 MFCCs of 28.56 s of audio brought to one RMS
-    # level (so loudness does not change the genre), a short clip repeated
-    # to fill them (not padded with silence), cut in 3 s windows (129 frames)
-    # 1.5 s apart that are all training samples and whose log-probabilities
-    # are averaged per clip; a small VGG-style net (two blocks of 8 and 16
+    # (README "Results"): 40 MFCCs of each clip's real length (duration=None)
+    # brought to one RMS level (so loudness does not change the genre), a
+    # clip shorter than one window repeated once to fill it, cut in 3 s
+    # windows (129 frames) 1.5 s apart that are all training samples (every
+    # clip weighing the same) and whose log-probabilities are averaged per
+    # clip; a small VGG-style net (two blocks of 8 and 16
     # filters) with batch normalization, dropout and a global-pooling head,
     # whose head also sees each window's MFCC statistics (mean, spread,
     # spread of the change); RMSprop at 1e-3, mini-batches of 32 windows,

@@ -554,6 +554,12 @@ def test_production_changes_do_what_they_say():
     # speed: length and frequencies scale together
     fast = _augment.change_speed(y, 1.05)
     assert abs(fast.size - y.size / 1.05) < 2
+    # tempo alone: the length scales, a tone keeps its pitch
+    sr_tone = np.sin(2 * np.pi * 440 * np.arange(2 * sr) / sr).astype(np.float32)
+    stretched = _augment.stretch_tempo(sr_tone, 1.06)
+    assert abs(stretched.size - sr_tone.size / 1.06) < 512
+    peak = np.argmax(np.abs(np.fft.rfft(stretched))) * sr / stretched.size
+    assert abs(peak - 440) < 2
     # tilt: +3 dB/octave makes 4 kHz 6 dB louder and 250 Hz 6 dB softer
     tone = (
         np.sin(2 * np.pi * 4000 * np.arange(sr) / sr)
