@@ -51,6 +51,7 @@ Usage::
     python benchmarks/fma_scale.py --clips 40 --max-epochs 1 --n-members 1
     python benchmarks/fma_scale.py --clips 500 --json
     python benchmarks/fma_scale.py --clips 2000 --json
+    python benchmarks/fma_scale.py --clips 2000 --set mfcc__augment=0   # no variants
     python benchmarks/fma_scale.py --root /data/fma --json   # a real FMA root
 """
 
@@ -380,24 +381,30 @@ def _stage_features(args):
     from genreclf.windows import window_starts
 
     files = json.loads((Path(args.work) / "files.json").read_text())
+    n_train = len(files["training"]["paths"])
     paths = files["training"]["paths"] + files["test"]["paths"]
     # the pipeline of `genreclf train --fma`: memory=<cache-dir>/mfcc
     pipe = build_pipeline("default", memory=os.path.join(args.work, "cache", "mfcc"))
-    mfcc = pipe.named_steps["mfcc"].fit()
-    for start in range(0, len(paths), 64):  # in batches: memory bounded by one
-        mfcc.transform(paths[start : start + 64])
+    pipe.set_params(**dict(_assignment(text) for text in args.set))
     params = pipe.get_params()
-    window = params["ensemble__net__window"]
-    n_frames = mfcc.n_frames_
-    n_windows = (
-        1
-        if window is None
-        else len(window_starts(n_frames, window, params["ensemble__net__window_hop"]))
-    )
+    window, hop = params["ensemble__net__window"], params["ensemble__net__window_hop"]
+    mfcc = pipe.named_steps["mfcc"].fit()
+    widths = []
+    for start in range(0, len(paths), 64):  # in batches: memory bounded by one
+        X = mfcc.transform(paths[start : start + 64])
+        found = getattr(X, "n_frames", None)  # ClipFeatures: each clip's width
+        widths.extend(
+            [int(w) for w in found] if found is not None else [X.shape[-1]] * len(X)
+        )
+    windows = [
+        1 if window is None else len(window_starts(w, window, hop)) for w in widths
+    ]
     return {
         "clips": len(paths),
-        "n_frames": int(n_frames),
-        "windows_per_clip": int(n_windows),
+        "n_frames": int(np.median(widths)),
+        "windows_per_clip": float(np.mean(windows)),
+        "train_windows": int(sum(windows[:n_train])),
+        "test_windows": int(sum(windows[n_train:])),
         "n_members": int(params["ensemble__n_members"]),
         "max_epochs": int(params["ensemble__net__max_epochs"]),
         "malloc": malloc,
@@ -409,6 +416,13 @@ _CHILD_STAGES = {
     "load_fma": _stage_load_fma,
     "features": _stage_features,
 }
+
+
+def _assignment(text):
+    """``PATH=VALUE`` as ``genreclf train --set`` reads it."""
+    from genreclf._cli_options import _assignment as parse
+
+    return parse(text)
 
 
 def _child_main(args):
@@ -469,6 +483,7 @@ def _child_cmd(args, stage, work):
         str(args.seed),
         "--duration",
         str(args.duration),
+        *[word for text in args.set for word in ("--set", text)],
     ]
 
 
@@ -513,6 +528,7 @@ def measure(args):
         "stages": [],
         "loadavg_start": list(os.getloadavg()),
         "cpu_count": os.cpu_count(),
+        "settings": list(args.set),
     }
     stages = figures["stages"]
     external = (
@@ -556,12 +572,12 @@ def measure(args):
         train_cmd = ["train", "--max-epochs", str(args.max_epochs)]
         if args.n_members:
             train_cmd += ["--n-members", str(args.n_members)]
+        for text in args.set:
+            train_cmd += ["--set", text]
         before = folder_bytes(work)
         output, stage = run_stage("train", _cli_cmd(args, work, *train_cmd), work)
         stage["disk_mb"] = (folder_bytes(work) - before) / _MB
-        windows = (
-            loaded["n_train"] * feats["windows_per_clip"] * args.max_epochs * n_members
-        )
+        windows = feats["train_windows"] * args.max_epochs * n_members
         _rate(stage, windows, "windows")
         stages.append(stage)
         figures.update(
@@ -579,7 +595,7 @@ def measure(args):
             stage["disk_mb"] = (folder_bytes(work) - before) / _MB
             _rate(
                 stage,
-                loaded["n_test"] * feats["windows_per_clip"] * n_members,
+                feats["test_windows"] * n_members,
                 "windows",
             )
             stage["clips_per_s"] = round(loaded["n_test"] / stage["wall_s"], 2)
@@ -695,6 +711,14 @@ def build_parser():
         "--json",
         action="store_true",
         help="print the figures as one JSON object on the last line",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="a pipeline parameter by its scikit-learn path, given to every "
+        "stage and to `genreclf train --set` (repeatable), e.g. mfcc__augment=0",
     )
     parser.add_argument(
         "--stage", choices=sorted(_CHILD_STAGES), help=argparse.SUPPRESS

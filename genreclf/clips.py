@@ -183,7 +183,9 @@ class ClipFeatures:
     def _from_parts(cls, store, frames, n_mfcc, scale=None, offset=None):
         """Build from a checked ``store`` (n_clips, n_variants) and its widths."""
         new = object.__new__(cls)
-        new._store = np.asarray(store, dtype=object).reshape(len(store), -1)
+        store = np.asarray(store, dtype=object)
+        # no clip at all: (0, n_variants) as given (reshape(0, -1) is ambiguous)
+        new._store = store if store.ndim == 2 else store.reshape(len(store), -1)
         new._frames = np.asarray(frames, dtype=np.intp).reshape(new._store.shape)
         new.n_mfcc = int(n_mfcc)
         new.scale, new.offset = scale, offset

@@ -445,6 +445,19 @@ def test_evaluate_a_logged_model_on_a_folder(trained):
     assert 0 <= run.data.metrics["eval_accuracy"] <= 1
 
 
+def test_evaluate_a_model_of_real_length_clips(module_mlflow, tiny_demo):
+    """The default preset's duration=None: evaluate screens an empty training list."""
+    assert TINY[:2] == ["--duration", "1"]
+    folder = str(tiny_demo[0])
+    argv = ["--n-members", "1", "--experiment-name", "cli-real-length", *TINY[2:]]
+    trained = _run(["train", "--data", folder, "--no-progress", *argv])
+    assert trained.code == 0, trained.err
+    uri = re.search(r"^model: (\S+)", trained.out, re.M).group(1)
+    result = _run(["evaluate", uri, "--data", folder, "--no-progress"])
+    assert result.code == 0, result.err
+    assert re.search(r"^  eval_accuracy = [01]\.\d{4}$", result.out, re.M)
+
+
 # --------------------------------------------------------------------------- download
 
 

@@ -613,3 +613,13 @@ def test_real_audio_ragged_lengths_and_standardized(real_audio_dir, tmp_path):
     frames = np.concatenate([c[0] for c in X.iter_clips()], axis=1)
     np.testing.assert_allclose(frames.mean(axis=1), 0, atol=1e-3)
     np.testing.assert_allclose(frames.std(axis=1), 1, atol=1e-3)
+
+
+def test_screening_no_file_at_all_with_real_length_clips(tmp_path):
+    """`genreclf evaluate` screens an empty training list: no error, nothing bad."""
+    from genreclf.features import MFCCTransformer, check_files
+
+    for memory in (None, tmp_path / "cache"):
+        mfcc = MFCCTransformer(duration=None, memory=memory)
+        paths, y, bad = check_files([], [], on_error="skip", transformer=mfcc)
+        assert len(paths) == 0 and len(y) == 0 and bad == {}
