@@ -125,9 +125,13 @@ def test_deprecated_short_options_warn_and_still_work(name, value, path):
 
 
 def test_default_preset_is_the_measured_configuration():
-    """The settings benchmarks/accuracy.py chose (README "Results")."""
+    """The settings benchmarks/selection.py and transfer.py chose (docs "Results")."""
     params = build_pipeline().get_params()
     expected = {
+        "mfcc__duration": None,
+        "mfcc__augment": 3,
+        "ensemble__net__max_epochs": 20,
+        "ensemble__calibrate": True,
         "mfcc__n_mfcc": 40,
         "mfcc__pad": "wrap",
         "mfcc__loudness": "rms",
