@@ -21,6 +21,11 @@ import warnings
 
 import numpy as np
 
+from genreclf._fma import COLUMNS as _FMA_COLUMNS  # noqa: F401 - kept importable here
+from genreclf._fma import SPLITS as _FMA_SPLITS
+from genreclf._fma import SUBSETS as _FMA_SUBSETS
+from genreclf._fma import read_tracks as _read_fma_tracks
+from genreclf._fma import track_path as _fma_path
 from genreclf.exceptions import DatasetWarning
 
 __all__ = [
@@ -78,13 +83,6 @@ KNOWN_BAD_FMA_TRACKS = {
     98569: "known bad: far shorter than 30 s",
 }
 
-_FMA_SUBSETS = {"small": 0, "medium": 1, "large": 2, "full": 3}
-_FMA_SPLITS = ("training", "validation", "test")
-_FMA_COLUMNS = {
-    "subset": ("set", "subset"),
-    "split": ("set", "split"),
-    "genre_top": ("track", "genre_top"),
-}
 _MAX_LISTED = 20
 
 
@@ -111,57 +109,6 @@ def _check_option(name, value, allowed):
 
 
 # --------------------------------------------------------------------------- FMA
-
-
-def _read_fma_tracks(path):
-    """Read track_id, subset, split and genre_top from FMA's ``tracks.csv``.
-
-    Equivalent to ``pandas.read_csv(path, index_col=0, header=[0, 1])``
-    restricted to the three columns, but parses only those columns (the real
-    file holds 52 columns and about 250 MB).
-    """
-    import pandas as pd
-
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        try:
-            top, sub = next(reader), next(reader)
-            third = next(reader, [])
-        except StopIteration:
-            raise ValueError(
-                f"{path}: not an FMA tracks.csv (expected a two-row column header)"
-            ) from None
-    # pandas writes the index name on a third header row: "track_id,,,,..."
-    skip = 3 if third and third[0] and not any(third[1:]) else 2
-    names = list(zip(top, sub, strict=False))
-    positions = {}
-    for key, column in _FMA_COLUMNS.items():
-        try:
-            positions[key] = names.index(column)
-        except ValueError:
-            raise ValueError(
-                f"{path}: column {column!r} not found; expected FMA's tracks.csv "
-                "with the two-level header (read with "
-                "pandas.read_csv(path, index_col=0, header=[0, 1]))"
-            ) from None
-    order = sorted(positions, key=positions.get)
-    table = pd.read_csv(
-        path,
-        header=None,
-        skiprows=skip,
-        usecols=[0] + [positions[k] for k in order],
-        names=["track_id"] + order,
-        index_col=0,
-        dtype={k: "object" for k in order},
-        keep_default_na=False,
-        na_values=[""],
-    )
-    return table.sort_index()
-
-
-def _fma_path(audio_dir, track_id):
-    tid = f"{int(track_id):06d}"
-    return os.path.join(audio_dir, tid[:3], tid + ".mp3")
 
 
 def load_fma(

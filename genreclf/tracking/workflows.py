@@ -4,28 +4,28 @@ Each workflow runs the same steps inside :func:`~genreclf.tracking.runs.tracked_
 parameters first, then the data (summary, file list, bad files), then the
 work that differs (fit the ensemble, fit the search, or nothing), then the
 evaluation and the model. :func:`_logged_data` and :func:`_evaluate_and_log_model`
-are the shared steps.
+are the shared steps; the checks and the checkpoint folder of a resumed
+training are in :mod:`genreclf.tracking._resume`.
 """
 
 import contextlib
 import dataclasses
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from genreclf.exceptions import UsageError
-from genreclf.tracking.data import checked_data, describe_dataset, log_dataset
+from genreclf.tracking._resume import check_resume, checkpoint_folder, storage_failure
+from genreclf.tracking.data import checked_data, log_dataset
 from genreclf.tracking.evaluation import evaluate_and_log, plot_training_curves
-from genreclf.tracking.members import MemberLogger, fetch_members, member_history
+from genreclf.tracking.members import MemberLogger, member_history
 from genreclf.tracking.model import load_pipeline, log_pipeline_model
 from genreclf.tracking.params import flatten_params, param_text, shorten
 from genreclf.tracking.runs import base_tags, tracked_run
 from genreclf.tracking.search import log_search
 from genreclf.tracking.server import check_tracking_server
-from genreclf.tracking.storage import STORAGE_ERRNOS, artifact_write, storage_error
+from genreclf.tracking.storage import artifact_write
 
 __all__ = ["TrainingResult", "evaluate_model", "search_and_log", "train_and_log"]
 
@@ -103,116 +103,10 @@ def _evaluate_and_log_model(fitted, X, X_eval, y_eval, log_model):
     return metrics, model_uri
 
 
-#: Last parts of parameter paths that never change what a member learns: a
-#: resumed run may differ in them.
-_BOOKKEEPING = ("member_callback", "checkpoint_dir", "resume", "memory", "n_jobs")
-
-
-def _settings_differences(pipeline, X, y, run):
-    """The settings and data in which ``pipeline`` on ``X, y`` differs from ``run``.
-
-    Returns a list of ``"key: <the run's value> -> <this value>"``.
-    """
-    now = flatten_params(pipeline)
-    now["data.training.digest"] = describe_dataset(X, y)["digest"]
-    old = run.data.params
-    differences = []
-    for key in sorted(set(now) | {k for k in old if not k.startswith("data.")}):
-        last = key.rsplit("__", 1)[-1]
-        if last in _BOOKKEEPING or (last == "verbose" and "__net__" not in key):
-            continue
-        if key.startswith("data.") and key != "data.training.digest":
-            continue
-        if key not in old and key.startswith("data."):
-            continue
-        if old.get(key) != now.get(key):
-            differences.append(
-                f"{key}: {old.get(key, '(not set)')} -> {now.get(key, '(not set)')}"
-            )
-    return differences
-
-
-def _resumed_run(resume):
-    """The MLflow run that ``resume`` (a run id or its checkpoint folder) continues.
-
-    None for a folder that names no run of the store.
-    """
-    import mlflow
-
-    client = mlflow.MlflowClient()
-    if os.path.isdir(resume):
-        try:
-            return client.get_run(os.path.basename(os.path.abspath(resume)))
-        except Exception:  # noqa: BLE001 - a folder of no run: nothing to compare
-            return None
-    try:
-        return client.get_run(os.fspath(resume))
-    except Exception as exc:
-        raise FileNotFoundError(
-            f"cannot resume {os.fspath(resume)}: neither a checkpoint folder nor a "
-            f"run of the tracking store {mlflow.get_tracking_uri()} "
-            f"({' '.join(str(exc).split())[:200]})"
-        ) from exc
-
-
-def _check_resume(pipeline, X, y, resume):
-    """Refuse to resume a run with other settings or data (before any run starts)."""
-    run = _resumed_run(resume)
-    if run is None:
-        return
-    differences = _settings_differences(pipeline, X, y, run)
-    if differences:
-        raise UsageError(
-            f"cannot resume run {run.info.run_id}: its settings differ from these "
-            f"({'; '.join(differences)}); resuming would train every network "
-            "again: give the run's own settings (its parameters in MLflow), or "
-            "train a new run without --resume"
-        )
-
-
 def _member_bar(total):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="networks", unit="net")
-
-
-def _checkpoint_folder(stack, run_id, checkpoint_dir, resume):
-    """The folder this run saves its members in (and, to resume, fills first).
-
-    Always the run's own folder: a resumed run starts from a copy of the
-    earlier run's members, so that it never overwrites another run's files.
-    """
-    if checkpoint_dir is not None:
-        folder = os.path.join(checkpoint_dir, run_id)
-    else:
-        folder = stack.enter_context(tempfile.TemporaryDirectory())
-    if resume is None:
-        return folder
-    if os.path.isdir(resume):
-        shutil.copytree(resume, folder, dirs_exist_ok=True)
-    else:
-        os.makedirs(folder, exist_ok=True)
-        fetch_members(resume, folder)
-    return folder
-
-
-def _storage_failure(exc, folder, logger, n_members):
-    """Name the folder and the file of a failed checkpoint write (full disk).
-
-    The ensemble saves its members in index order, each before it is logged,
-    so the write that failed is that of the first member not logged yet.
-    """
-    from genreclf.ensemble import member_filename
-
-    if getattr(exc, "errno", None) not in STORAGE_ERRNOS or folder in str(exc):
-        return exc
-    done = set(logger.run_ids_)
-    index = min(i for i in range(len(done) + 1) if i not in done)
-    what = (
-        f"the checkpoint {member_filename(index)} of network {index + 1} of "
-        f"{n_members}"
-    )
-    return storage_error(exc, folder, what)
 
 
 def train_and_log(
@@ -300,7 +194,7 @@ def train_and_log(
     if len(X) == 0:
         raise ValueError("no training files: give at least one file per genre")
     if resume is not None:
-        _check_resume(pipeline, X, y, resume)
+        check_resume(pipeline, X, y, resume)
     run_tags = base_tags("train", tags)
     if resume is not None:
         run_tags["genreclf.resumed_from"] = os.fspath(resume)
@@ -313,7 +207,7 @@ def train_and_log(
         X, y, X_eval, y_eval, bad = _logged_data(
             pipeline, X, y, X_eval, y_eval, dataset_name, skip_bad_files
         )
-        folder = _checkpoint_folder(stack, run_id, checkpoint_dir, resume)
+        folder = checkpoint_folder(stack, run_id, checkpoint_dir, resume)
         if resume is not None or checkpoint_dir is not None:
             mlflow.set_tag("genreclf.checkpoint_dir", os.path.abspath(folder))
         bar = _member_bar(ensemble.n_members) if progress else None
@@ -330,7 +224,7 @@ def train_and_log(
         try:
             pipeline.fit(np.asarray(X, dtype=object), np.asarray(y))
         except OSError as exc:
-            error = _storage_failure(exc, folder, logger, ensemble.n_members)
+            error = storage_failure(exc, folder, logger, ensemble.n_members)
             if error is exc:
                 raise
             raise error from exc
