@@ -327,7 +327,8 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
             raise InvalidParameterError(
                 "The 'augment' parameter of MFCCTransformer needs duration=None: "
                 f"augment={self.augment} adds variants of clips kept at their real "
-                f"length, got duration={self.duration!r}"
+                f"length, got duration={self.duration!r}; set duration=None, or "
+                "augment=0 for a fixed duration"
             )
         params = {k: int(getattr(self, k)) for k in _OUTPUT_PARAMS[:5]}
         # duration=None is a value of its own ("duration": null in the key).

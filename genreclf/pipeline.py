@@ -158,11 +158,12 @@ def build_pipeline(
     preset : {"default", "reference", "demo"}, default="default"
         Starting configuration (see :data:`PRESETS`). ``"reference"`` is the
         reference study's; ``"default"`` is the best configuration measured on
-        real music within the CPU budget (40 MFCCs of audio at one RMS level,
-        short clips repeated rather than padded with silence, 3 s windows
-        1.5 s apart voted per clip, a small
-        net with batch normalization, dropout, a global head and the
-        windows' MFCC statistics; see ``benchmarks/accuracy.py``);
+        real music within the CPU budget (40 MFCCs of each clip's real length
+        at one RMS level, a clip shorter than a window repeated once, 3 s
+        windows 1.5 s apart voted per clip, three production variants of
+        every training clip, a small net with batch normalization, dropout,
+        a global head and the windows' MFCC statistics, 20 epochs; see
+        docs/results.rst);
         ``"demo"`` is the default with :data:`DEMO_OPTIONS`, the CLI demo's.
     memory : None, str, path-like or joblib.Memory, default=None
         Folder of the MFCC cache (``MFCCTransformer(memory=...)``): every
@@ -182,7 +183,9 @@ def build_pipeline(
         :data:`OPTION_PATHS`: ``duration``, ``n_mfcc``, ``max_epochs``,
         ``batch_size``, ``lr``, ``window``, ``filters``, ``dense``,
         ``batch_norm``, ``head``, ...) or as parameter paths
-        (``ensemble__net__optimizer__momentum=0.5``). Deprecated since 0.2
+        (``ensemble__net__optimizer__momentum=0.5``). A fixed ``duration``
+        turns the preset's ``augment`` off (variants need real-length clips)
+        unless ``augment`` is given too. Deprecated since 0.2
         (``FutureWarning``, removed in 0.3): the short options
         ``time_shift``, ``time_mask``, ``freq_mask``, ``c0_shift``, ``mixup``,
         and ``member_callback``, ``checkpoint_dir``, ``resume`` (run
@@ -237,6 +240,15 @@ def build_pipeline(
                 "parameter path such as 'ensemble__net__max_epochs'"
             )
         params[path] = value
+    given = {key if "__" in key else OPTION_PATHS.get(key) for key in options}
+    if (
+        params.get(f"{_MFCC}__duration") is not None
+        and f"{_MFCC}__augment" not in given
+    ):
+        # A fixed duration gives one dense array per clip, where training
+        # variants have no place: the preset's augmentation is left off (an
+        # augment asked for explicitly still raises MFCCTransformer's error).
+        params[f"{_MFCC}__augment"] = 0
     net = GenreNet(device=device, verbose=int(verbose))
     ensemble = GenreEnsemble(
         net, n_members=n_members, random_state=random_state, verbose=bool(verbose)

@@ -305,3 +305,13 @@ def test_model_with_other_feature_settings_than_the_data_is_refused(fitted, demo
     other = pickle.loads(pickle.dumps(fitted)).set_params(mfcc__n_mfcc=13)
     with pytest.raises(ValueError, match=rf"13.*{fitted_n_mfcc}|{fitted_n_mfcc}.*13"):
         other.predict(paths[:2])
+
+
+def test_a_fixed_duration_turns_the_presets_augmentation_off():
+    assert build_pipeline().get_params()["mfcc__augment"] == 3
+    params = build_pipeline(duration=3.0).get_params()
+    assert params["mfcc__duration"] == 3.0 and params["mfcc__augment"] == 0
+    # asked for explicitly, the conflict is the transformer's clear error
+    pipe = build_pipeline(duration=3.0, augment=2)
+    with pytest.raises(ValueError, match="needs duration=None.*augment=0"):
+        pipe.named_steps["mfcc"].fit(["x.wav"])
