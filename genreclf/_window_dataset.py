@@ -178,3 +178,7 @@ class WindowDataset(torch.utils.data.Dataset):
         if self.c0_shift:
             x[..., 0, :] += float(self.c0_shift * (2 * torch.rand(()) - 1))
         return x
+
+
+# Documented (and named in pickles) where users import it from.
+WindowDataset.__module__ = "genreclf.windows"
