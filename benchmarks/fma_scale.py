@@ -250,16 +250,6 @@ def recording_sources(rows, unique=UNIQUE):
             sources[i] = group[len(group) % unique]
         group.append(i)
     return sources
-    seen = {}
-    for i, (_, genre, split) in enumerate(rows):
-        own = seen.setdefault((genre, split), [])
-        if len(own) < unique:
-            own.append(i)
-        else:
-            sources[i] = own[len(sources[:i]) % unique] if False else own[
-                _count(seen, genre, split) % unique
-            ]
-    return sources
 
 
 def read_manifest(root):
@@ -277,9 +267,9 @@ def write_corpus(
 
     Returns ``(written, cached)``: the number of MP3 files written now
     (recordings and copies), and whether the corpus was complete already.
-    ``unique``: recordings per genre and split (:func:`recording_sources`). ``tracks.csv`` and the manifest
-    are written last, each atomically, so that a killed run leaves a folder
-    that the next run completes.
+    ``unique``: recordings per genre and split (:func:`recording_sources`).
+    ``tracks.csv`` and the manifest are written last, each atomically, so
+    that a killed run leaves a folder that the next run completes.
     """
     root = Path(root)
     key = corpus_key(n_clips, seed, duration, unique)
@@ -377,15 +367,19 @@ def _stage_features(args):
     from genreclf._malloc import apply_malloc_settings
 
     malloc = apply_malloc_settings()  # as genreclf's main() does
+    from genreclf._cli_options import _assignment  # as `genreclf train --set` reads
     from genreclf.pipeline import build_pipeline
     from genreclf.windows import window_starts
 
     files = json.loads((Path(args.work) / "files.json").read_text())
     n_train = len(files["training"]["paths"])
     paths = files["training"]["paths"] + files["test"]["paths"]
-    # the pipeline of `genreclf train --fma`: memory=<cache-dir>/mfcc
-    pipe = build_pipeline("default", memory=os.path.join(args.work, "cache", "mfcc"))
-    pipe.set_params(**dict(_assignment(text) for text in args.set))
+    # the pipeline of `genreclf train --fma --set ...`: memory=<cache-dir>/mfcc
+    pipe = build_pipeline(
+        "default",
+        memory=os.path.join(args.work, "cache", "mfcc"),
+        **dict(_assignment(text) for text in args.set),
+    )
     params = pipe.get_params()
     window, hop = params["ensemble__net__window"], params["ensemble__net__window_hop"]
     mfcc = pipe.named_steps["mfcc"].fit()
@@ -416,13 +410,6 @@ _CHILD_STAGES = {
     "load_fma": _stage_load_fma,
     "features": _stage_features,
 }
-
-
-def _assignment(text):
-    """``PATH=VALUE`` as ``genreclf train --set`` reads it."""
-    from genreclf._cli_options import _assignment as parse
-
-    return parse(text)
 
 
 def _child_main(args):

@@ -97,8 +97,8 @@ DEMO_OPTIONS = {
 #: Named configurations of :func:`build_pipeline` (short option names).
 PRESETS = {
     "reference": _REFERENCE,
-    # The best configuration measured on real music by benchmarks/accuracy.py
-    # (README "Results"): 40 MFCCs of each clip's real length (duration=None)
+    # The best configuration measured on real music by benchmarks/accuracy.py,
+    # selection.py and transfer.py (docs/results.rst): 40 MFCCs of each clip's real length (duration=None)
     # brought to one RMS level (so loudness does not change the genre), a
     # clip shorter than one window repeated once to fill it, cut in 3 s
     # windows (129 frames) 1.5 s apart that are all training samples (every
