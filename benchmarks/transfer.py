@@ -31,6 +31,7 @@ Usage::
     python benchmarks/transfer.py                     # ~14 min on two cores
     python benchmarks/transfer.py --folds 0           # transfer only
     python benchmarks/transfer.py --option n_mfcc=20  # a variant of the default
+    python benchmarks/transfer.py --no-transfer       # robustness only
 
 The recordings folder is ``$GENRECLF_REAL_AUDIO``, else ``../shared/data``.
 """
@@ -365,6 +366,10 @@ def main(argv=None):
         help="a build_pipeline short option for the default (repeatable)",
     )
     parser.add_argument("--baseline-only", action="store_true")
+    parser.add_argument(
+        "--no-transfer", action="store_true",
+        help="the robustness table only (to compare variants of the default)",
+    )
     parser.add_argument("--json", help="write every figure to this file")
     args = parser.parse_args(argv)
     args.extra_options = dict(accuracy._parse_option(o) for o in args.option)
@@ -380,7 +385,8 @@ def main(argv=None):
          f"options {args.extra_options or 'preset default'}")
     start = time.perf_counter()
     report = {"options": {k: repr(v) for k, v in args.extra_options.items()}}
-    report["transfer"] = run_transfer(args, root, paths, y)
+    if not args.no_transfer:
+        report["transfer"] = run_transfer(args, root, paths, y)
     if args.folds:
         report["robustness"] = run_robustness(args, paths, y)
     report["wall_s"] = time.perf_counter() - start

@@ -69,6 +69,89 @@ def power_to_db(S, amin=AMIN, top_db=TOP_DB):
     return S
 
 
+#: ``normalize="tilt"``: the bands (by centre frequency, Hz) that the MFCCs
+#: are then computed from. Below 40 Hz and above 8 kHz many recordings have
+#: little but noise, codec cut-offs and the dB floor, none of which follows
+#: an equalisation, so those bands would carry it back in.
+TILT_BANDS_HZ = (40.0, 8000.0)
+#: Frames of the moving mean over which ``normalize="tilt"`` measures the
+#: slope: 3 s at 22050 Hz and hop 512, the default net's window, so that a
+#: 2-3 s clip and a window of a long one are treated alike.
+TILT_FRAMES = 129
+
+
+def tilt_bands(sr, n_mels):
+    """The kept bands and their tilt ramp, for ``normalize="tilt"``.
+
+    Returns ``(keep, ramp)``: a boolean mask over the ``n_mels`` Slaney mel
+    bands from 0 Hz to ``sr / 2`` (the kernel's filterbank) of those whose
+    centre lies in :data:`TILT_BANDS_HZ`, and, for the kept bands, what a
+    tilt of 1 dB/octave adds to their level (octaves about 1 kHz, centred to
+    zero mean: a level change is not a tilt).
+    """
+    import librosa
+
+    centres = librosa.mel_frequencies(n_mels + 2, fmin=0.0, fmax=sr / 2)[1:-1]
+    keep = (centres >= TILT_BANDS_HZ[0]) & (centres <= TILT_BANDS_HZ[1])
+    if keep.sum() < 2:
+        raise ValueError(
+            f"normalize='tilt' needs at least two mel bands between "
+            f"{TILT_BANDS_HZ[0]:g} and {TILT_BANDS_HZ[1]:g} Hz; n_mels={n_mels} "
+            f"at sr={sr} has {int(keep.sum())}"
+        )
+    ramp = np.log2(centres[keep] / 1000.0)
+    ramp -= ramp.mean()
+    return keep, ramp
+
+
+def remove_tilt(level, ramp, frames=TILT_FRAMES, top_db=TOP_DB):
+    """Take the level and spectral slope out of log-mel levels, then floor them.
+
+    Parameters
+    ----------
+    level : ndarray of shape (n_frames, n_bands)
+        Levels in dB, not yet clipped below their maximum.
+    ramp : ndarray of shape (n_bands,)
+        What 1 dB/octave adds to each band (zero mean).
+    frames : int, default=TILT_FRAMES
+        Every frame loses the least-squares line (mean level and slope in
+        dB per octave) of the ``frames`` frames centred on it (the mean of
+        their lines; fewer frames at the clip's ends, all of a shorter
+        clip). The level goes too: a bass boost raises the RMS level that
+        ``loudness="rms"`` sets, which would lower every other band.
+    top_db : float, default=80.0
+        Afterwards the levels are clipped ``top_db`` below their maximum,
+        as ``librosa.power_to_db`` does; clipping before would turn the
+        floor itself into a slope.
+
+    Returns
+    -------
+    level : ndarray of shape (n_frames, n_bands), float64
+        A gain, and a fixed equalisation that is a straight line in dB per
+        octave (a brighter or duller production), add a constant and a
+        constant multiple of ``ramp`` to every frame and disappear; the rest
+        of each frame's spectral shape, and its changes over time (c0 is
+        then the level relative to the 3 s around it), stay.
+    """
+    import scipy.ndimage
+
+    level = np.asarray(level, dtype=np.float64)
+    # The least-squares line of each frame: its mean level (ramp has zero
+    # mean) and its slope.
+    line = np.stack([level.mean(axis=1), (level @ ramp) / float(ramp @ ramp)])
+    size = min(int(frames), line.shape[1])
+    if size > 1:
+        # Moving mean whose ends average the frames that exist.
+        total = scipy.ndimage.uniform_filter1d(line, size, axis=1, mode="constant")
+        count = scipy.ndimage.uniform_filter1d(
+            np.ones(line.shape[1]), size, mode="constant"
+        )
+        line = total / count
+    level = level - line[0][:, None] - line[1][:, None] * ramp[None, :]
+    np.maximum(level, level.max() - top_db, out=level)
+    return level
+
+
 class MFCCKernel:
     """Window, banded mel filterbank and sizes of one parameter set.
 
@@ -82,14 +165,28 @@ class MFCCKernel:
     dct : bool, default=True
         False: return the log-mel power in dB, shape (n_mels, n_frames),
         instead of its first ``n_mfcc`` DCT coefficients.
+    tilt : bool, default=False
+        ``normalize="tilt"``: the MFCCs of the bands in
+        :data:`TILT_BANDS_HZ` after :func:`remove_tilt` (needs ``dct``).
     """
 
-    def __init__(self, sr, n_fft, hop_length, n_mels, n_mfcc, dct=True):
+    def __init__(self, sr, n_fft, hop_length, n_mels, n_mfcc, dct=True, tilt=False):
         import librosa.filters
 
         self.n_fft, self.hop_length = n_fft, hop_length
         self.n_mels, self.n_mfcc = n_mels, n_mfcc
         self.dct = dct
+        self.tilt = None
+        if tilt:
+            if not dct:
+                raise ValueError("normalize='tilt' needs features='mfcc'")
+            self.tilt = tilt_bands(sr, n_mels)
+            if n_mfcc > int(self.tilt[0].sum()):
+                raise ValueError(
+                    f"normalize='tilt' keeps {int(self.tilt[0].sum())} mel bands "
+                    f"between {TILT_BANDS_HZ[0]:g} and {TILT_BANDS_HZ[1]:g} Hz, "
+                    f"fewer than n_mfcc={n_mfcc}; use more n_mels"
+                )
         self.window = librosa.filters.get_window("hann", n_fft, fftbins=True).astype(
             np.float32
         )
@@ -153,8 +250,15 @@ class MFCCKernel:
             out = mel[start:stop]
             for lo_bin, hi_bin, m0, m1, weights in self.groups:
                 out[:, m0:m1] = power[:, lo_bin:hi_bin] @ weights
+        tilt = getattr(self, "tilt", None)  # kernels pickled before the option
+        if tilt is not None:
+            keep, ramp = tilt
+            power_to_db(mel, top_db=np.inf)
+            level = remove_tilt(mel[:, keep], ramp)
+            coef = scipy.fft.dct(level, axis=1, type=2, norm="ortho")
+            return np.ascontiguousarray(coef[:, : self.n_mfcc].T, dtype=np.float32)
         power_to_db(mel)
-        if not getattr(self, "dct", True):  # kernels pickled before the option
+        if not getattr(self, "dct", True):
             return np.ascontiguousarray(mel.T)
         mfcc = np.empty((self.n_mfcc, n_frames), dtype=np.float32)
         for start in range(0, n_frames, _STFT_BLOCK):
@@ -165,9 +269,9 @@ class MFCCKernel:
 
 
 @functools.lru_cache(maxsize=8)
-def kernel(sr, n_fft, hop_length, n_mels, n_mfcc, dct=True):
+def kernel(sr, n_fft, hop_length, n_mels, n_mfcc, dct=True, tilt=False):
     """Return the (cached) :class:`MFCCKernel` of a parameter set."""
-    return MFCCKernel(sr, n_fft, hop_length, n_mels, n_mfcc, dct)
+    return MFCCKernel(sr, n_fft, hop_length, n_mels, n_mfcc, dct, tilt)
 
 
 def params_kernel(params):
@@ -179,6 +283,7 @@ def params_kernel(params):
         params["n_mels"],
         params["n_mfcc"],
         params.get("features", "mfcc") == "mfcc",
+        params.get("normalize") == "tilt",
     )
 
 
@@ -265,7 +370,8 @@ def waveform_features(y, params, mfcc=None):
     absent means ``"zeros"``: silence; ``"wrap"``: the clip repeated) or
     cropped to it; with None it keeps its length (at least one frame).
     ``params["normalize"]`` ``"cmvn"`` then normalises each row over the
-    clip's frames (:func:`cmvn`). ``mfcc`` is the :class:`MFCCKernel` of
+    clip's frames (:func:`cmvn`); ``"tilt"`` is done by the kernel
+    (:func:`remove_tilt`). ``mfcc`` is the :class:`MFCCKernel` of
     ``params`` (built here when None).
     """
     if params["duration"] is not None:

@@ -58,6 +58,14 @@ class WindowDataset(torch.utils.data.Dataset):
     c0_shift : float, default=0.0
         Augmentation: add one uniform draw from ``[-c0_shift, c0_shift]`` to
         the first coefficient (c0, the loudness term), as a random gain does.
+    time_stretch : float, default=0.0
+        Augmentation: every mini-batch read as a list is stretched or
+        squeezed in time, linearly interpolated to ``round(window * s)``
+        frames with one ``s`` drawn uniformly from ``[1 - time_stretch,
+        1 + time_stretch]`` per mini-batch, as the same music played
+        slower or faster (a tempo change leaves each frame's spectrum and
+        rescales the time axis). Needs a net that takes any width (a
+        global head). Items read one at a time are not stretched.
     variants : bool, default=False
         Read a random augmentation variant of the clip for each item, each
         time it is drawn, where ``X`` has variants (training); False reads
@@ -98,6 +106,7 @@ class WindowDataset(torch.utils.data.Dataset):
         freq_mask=0,
         c0_shift=0.0,
         variants=False,
+        time_stretch=0.0,
     ):
         self.indices = np.asarray(indices, dtype=np.intp).reshape(-1)
         self.X = X
@@ -124,6 +133,7 @@ class WindowDataset(torch.utils.data.Dataset):
         self.time_mask = time_mask
         self.freq_mask = freq_mask
         self.c0_shift = c0_shift
+        self.time_stretch = float(time_stretch)
 
     def __len__(self):
         return len(self.clip_ids)
@@ -153,12 +163,23 @@ class WindowDataset(torch.utils.data.Dataset):
         x, pos = self._read(k)
         if self._augments():
             x = torch.stack([self._augment(item) for item in x])
+        if self.time_stretch:
+            x = self._stretch(x)
         weights = None if self.uniform else torch.from_numpy(self.weights[k])
         return (
             x,
             torch.from_numpy(self.clip_labels[pos]),
             weights,
             torch.from_numpy(pos.astype(np.int64)),
+        )
+
+    def _stretch(self, x):
+        rate = 1.0 + self.time_stretch * float(2 * torch.rand((), dtype=torch.float64) - 1)
+        width = max(1, int(round(x.shape[-1] * rate)))
+        if width == x.shape[-1]:
+            return x
+        return torch.nn.functional.interpolate(
+            x, size=(x.shape[-2], width), mode="bilinear", align_corners=False
         )
 
     def _augments(self):

@@ -66,9 +66,10 @@ LOUDNESS_MODES = (None, "rms")
 #: How a clip shorter than ``duration`` is filled: with silence, or with
 #: itself repeated (see ``MFCCTransformer(pad=...)``).
 PAD_MODES = ("zeros", "wrap")
-#: ``MFCCTransformer(normalize=...)``: None, or ``"cmvn"``, per-clip cepstral
-#: mean and variance normalisation.
-NORMALIZE_MODES = (None, "cmvn")
+#: ``MFCCTransformer(normalize=...)``: None, ``"cmvn"`` (per-clip cepstral
+#: mean and variance normalisation) or ``"tilt"`` (the spectral slope of
+#: every 3 s taken out).
+NORMALIZE_MODES = (None, "cmvn", "tilt")
 #: ``MFCCTransformer(features=...)``: MFCCs, or the log-mel bands they come from.
 FEATURE_KINDS = ("mfcc", "logmel")
 
@@ -167,6 +168,14 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
         padding included, with a float ``duration``). A fixed equalisation or
         channel adds a constant to each coefficient, which this removes, as
         it removes the level; it also removes each clip's average timbre.
+        ``"tilt"``: only the spectral slope is taken out: the MFCCs are
+        those of the mel bands between 40 Hz and 8 kHz (where music, not
+        codec cut-offs or the dB floor, sets the level), after every
+        frame's bands lose the straight line in dB per octave (level and
+        slope) fitted to the 3 s around it; so a gain, or an EQ that makes a
+        production brighter or duller, changes nearly nothing, and the rest
+        of the timbre and the level's changes within 3 s stay
+        (``genreclf._mfcc.remove_tilt``; needs ``features="mfcc"``).
     features : {"mfcc", "logmel"}, default="mfcc"
         ``"mfcc"``: ``n_mfcc`` MFCCs per frame. ``"logmel"``: the ``n_mels``
         log-mel bands in dB that the MFCCs are the DCT of (``n_mfcc`` is then
@@ -303,7 +312,7 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
         "offset": [Interval(Real, 0, np.inf, closed="left")],
         "pad": [StrOptions(set(PAD_MODES))],
         "loudness": [None, StrOptions({"rms"})],
-        "normalize": [None, StrOptions({"cmvn"})],
+        "normalize": [None, StrOptions({"cmvn", "tilt"})],
         "features": [StrOptions(set(FEATURE_KINDS))],
         "augment": [Interval(Integral, 0, None, closed="left")],
         "augment_seed": [Interval(Integral, 0, None, closed="left")],
@@ -318,6 +327,11 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
         """Validate and return the parameters that change the output."""
         self._validate_params()
         _reject_bools(self, (*_OUTPUT_PARAMS[:7], "augment", "augment_seed"))
+        if self.normalize == "tilt" and self.features != "mfcc":
+            raise InvalidParameterError(
+                "MFCCTransformer(normalize='tilt') needs features='mfcc', got "
+                f"features={self.features!r}"
+            )
         if self.n_mfcc > self.n_mels:
             raise InvalidParameterError(
                 "The 'n_mfcc' parameter of MFCCTransformer must be <= n_mels: "

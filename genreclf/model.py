@@ -106,6 +106,12 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         How :meth:`predict_proba` combines the windows of a clip: mean of
         probabilities, normalised mean of log-probabilities, or the fraction
         of windows voting for each class.
+    time_stretch : float, default=0.0
+        Training augmentation: each training mini-batch of windows is
+        stretched in time by one factor drawn from ``[1 - time_stretch,
+        1 + time_stretch]`` (linear interpolation of its frames), as a tempo
+        change would (see ``WindowDataset``). Needs ``module__head="global"``
+        (a flattening head takes one width only).
     time_shift, time_mask, freq_mask : int, default=0
         Deprecated since 0.2, removed in 0.3 (``FutureWarning`` when not 0):
         a circular shift of up to ``time_shift`` frames, and one zeroed band
@@ -234,6 +240,7 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         window_hop=None,
         train_windows="random",
         combine="mean",
+        time_stretch=0.0,
         time_shift=0,
         time_mask=0,
         freq_mask=0,
@@ -274,6 +281,7 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         self.window_hop = window_hop
         self.train_windows = train_windows
         self.combine = combine
+        self.time_stretch = time_stretch
         self.time_shift = time_shift
         self.time_mask = time_mask
         self.freq_mask = freq_mask
@@ -285,7 +293,9 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         self.progress_label = progress_label
 
     #: Options added in 0.2, and the values nets pickled before them behave as.
-    _ADDED_PARAMS = dict(precision="fp32", channels_last="auto", progress_label=None)
+    _ADDED_PARAMS = dict(
+        precision="fp32", channels_last="auto", progress_label=None, time_stretch=0.0
+    )
 
     def __setstate__(self, state):
         for name, value in self._ADDED_PARAMS.items():
@@ -312,6 +322,7 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         "window_hop": [Interval(Integral, 1, None, closed="left"), None],
         "train_windows": [StrOptions({"random", "all"})],
         "combine": [StrOptions(set(COMBINE_RULES))],
+        "time_stretch": [Interval(Real, 0, 0.5, closed="left")],
         "time_shift": [Interval(Integral, 0, None, closed="left")],
         "time_mask": [Interval(Integral, 0, None, closed="left")],
         "freq_mask": [Interval(Integral, 0, None, closed="left")],
@@ -427,6 +438,12 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         names = genre_names(self.classes_)  # for the warning of a thin genre
         train, valid = holdout_split(y, self.valid_size, self.seed_, names=names)
         augment = {name: getattr(self, name) for name in WINDOW_AUGMENTATIONS}
+        if self.time_stretch and getattr(self.module_, "head", "global") == "flatten":
+            raise ValueError(
+                f"time_stretch={self.time_stretch} changes the width of the "
+                "training windows, which a flattening head cannot take; use "
+                "module__head='global' or time_stretch=0"
+            )
         dataset_train = WindowDataset(
             X,
             y,
@@ -435,6 +452,7 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
             self.hop_,
             mode=self.train_windows,
             variants=True,
+            time_stretch=self.time_stretch,
             **augment,
         )
         if not len(valid):

@@ -44,6 +44,7 @@ OPTION_PATHS = {
             "window_hop",
             "train_windows",
             "combine",
+            "time_stretch",
             "precision",
             "channels_last",
         )

@@ -437,6 +437,41 @@ def test_window_dataset_modes_and_augmentation():
     assert any(np.array_equal(x, np.roll(X[0], s, axis=-1)) for s in range(-3, 4))
 
 
+def test_time_stretch_rescales_the_time_axis_of_each_mini_batch():
+    X = np.tile(np.arange(40, dtype=np.float32), (3, 1, 2, 1))  # frame k holds k
+    y = np.zeros(3, dtype=np.int64)
+    ds = WindowDataset(X, y, [0, 1, 2], window=20, hop=10, time_stretch=0.2)
+    torch.manual_seed(0)
+    widths = set()
+    for _ in range(30):
+        x, labels, _, _ = ds[[0, 1, 3]]
+        width = x.shape[-1]
+        widths.add(width)
+        assert 16 <= width <= 24 and x.shape[:3] == (3, 1, 2)
+        # the same 20 frames, sampled at another rate: a ramp from the
+        # window's first frame to its last, evenly spaced
+        ramp, first = x[2, 0, 0].numpy(), ds.starts[3]
+        assert ramp[0] >= first - 0.5 and ramp[-1] <= first + 19.5
+        np.testing.assert_allclose(np.diff(ramp[1:-1]), 20 / width, rtol=1e-4)
+    assert len(widths) > 4
+    # validation windows and items read one at a time keep the window
+    assert ds[0][0].shape[-1] == 20
+    plain = WindowDataset(X, y, [0], window=20, hop=10)
+    assert plain[[0, 1]][0].shape[-1] == 20
+
+
+def test_time_stretch_trains_a_global_head_and_refuses_a_flattening_one(data):
+    X, y = data
+    net = GenreNet(**TINY, max_epochs=2, window=12, time_stretch=0.1, random_state=0)
+    net.set_params(module__head="global").fit(X, y)
+    assert net.predict_proba(X).shape == (len(X), len(GENRES))
+    flat = GenreNet(**TINY, max_epochs=1, window=12, time_stretch=0.1)
+    with pytest.raises(ValueError, match="flattening head cannot take"):
+        flat.set_params(module__head="flatten").fit(X, y)
+    with pytest.raises(ValueError, match="time_stretch"):
+        GenreNet(**TINY, time_stretch=0.7).fit(X, y)
+
+
 @pytest.mark.parametrize(
     "train_windows, combine", [("random", "mean"), ("all", "logmean"), ("all", "vote")]
 )
