@@ -78,6 +78,10 @@ TILT_BANDS_HZ = (40.0, 8000.0)
 #: slope: 3 s at 22050 Hz and hop 512, the default net's window, so that a
 #: 2-3 s clip and a window of a long one are treated alike.
 TILT_FRAMES = 129
+#: Bump when :func:`remove_tilt` or the bands change: it is part of the MFCC
+#: cache key of ``normalize="tilt"``, so cached features of older maths are
+#: not read.
+TILT_VERSION = 1
 
 
 def tilt_bands(sr, n_mels):

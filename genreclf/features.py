@@ -27,7 +27,7 @@ from sklearn.utils._param_validation import (
 )
 
 from genreclf import _mfcc_extract
-from genreclf._mfcc import compute_mfcc
+from genreclf._mfcc import TILT_VERSION, compute_mfcc
 from genreclf._scaling import MFCCStandardizer
 from genreclf._screen import check_files, find_bad_files
 from genreclf.audio import DEFAULT_SR
@@ -356,6 +356,9 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
             params["loudness"] = self.loudness
         if self.normalize is not None:
             params["normalize"] = self.normalize
+        if self.normalize == "tilt":
+            # In the cache key: bump when remove_tilt's result changes.
+            params["tilt_version"] = TILT_VERSION
         if self.features != "mfcc":
             params["features"] = self.features
         return params

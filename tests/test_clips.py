@@ -11,7 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import InvalidParameterError
 
-from genreclf import _augment, _mfcc_cache
+from genreclf import _augment, _mfcc, _mfcc_cache
 from genreclf.audio import load_audio
 from genreclf.clips import ClipFeatures
 from genreclf.features import MFCCStandardizer, MFCCTransformer, compute_mfcc
@@ -215,6 +215,9 @@ def test_cache_key_of_existing_settings_unchanged(tmp_path):
         )
     }
     assert len(names) == 5
+    # the tilt's maths is versioned in its key
+    tilt = MFCCTransformer(duration=None, normalize="tilt")._params()
+    assert tilt["tilt_version"] == _mfcc.TILT_VERSION
 
 
 def test_cache_hit_second_time_and_references(ragged, tmp_path, count_loads):
