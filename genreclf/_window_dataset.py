@@ -174,7 +174,8 @@ class WindowDataset(torch.utils.data.Dataset):
         )
 
     def _stretch(self, x):
-        rate = 1.0 + self.time_stretch * float(2 * torch.rand((), dtype=torch.float64) - 1)
+        draw = float(torch.rand((), dtype=torch.float64))  # torch's seeded generator
+        rate = 1.0 + self.time_stretch * (2.0 * draw - 1.0)
         width = max(1, int(round(x.shape[-1] * rate)))
         if width == x.shape[-1]:
             return x

@@ -67,8 +67,8 @@ LOUDNESS_MODES = (None, "rms")
 #: itself repeated (see ``MFCCTransformer(pad=...)``).
 PAD_MODES = ("zeros", "wrap")
 #: ``MFCCTransformer(normalize=...)``: None, ``"cmvn"`` (per-clip cepstral
-#: mean and variance normalisation) or ``"tilt"`` (the spectral slope of
-#: every 3 s taken out).
+#: mean and variance normalisation) or ``"tilt"`` (the level and spectral
+#: slope of every 3 s taken out).
 NORMALIZE_MODES = (None, "cmvn", "tilt")
 #: ``MFCCTransformer(features=...)``: MFCCs, or the log-mel bands they come from.
 FEATURE_KINDS = ("mfcc", "logmel")
@@ -168,8 +168,8 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
         padding included, with a float ``duration``). A fixed equalisation or
         channel adds a constant to each coefficient, which this removes, as
         it removes the level; it also removes each clip's average timbre.
-        ``"tilt"``: only the spectral slope is taken out: the MFCCs are
-        those of the mel bands between 40 Hz and 8 kHz (where music, not
+        ``"tilt"``: only the level and the spectral slope are taken out: the
+        MFCCs are those of the mel bands between 40 Hz and 8 kHz (where music, not
         codec cut-offs or the dB floor, sets the level), after every
         frame's bands lose the straight line in dB per octave (level and
         slope) fitted to the 3 s around it; so a gain, or an EQ that makes a

@@ -99,16 +99,16 @@ DEMO_OPTIONS = {
 PRESETS = {
     "reference": _REFERENCE,
     # The best configuration measured on real music by benchmarks/accuracy.py,
-    # selection.py and transfer.py (docs/results.rst): 40 MFCCs of each clip's real length (duration=None)
-    # brought to one RMS level (so loudness does not change the genre), a
-    # clip shorter than one window repeated once to fill it, cut in 3 s
-    # windows (129 frames) 1.5 s apart that are all training samples (every
-    # clip weighing the same) and whose log-probabilities are averaged per
-    # clip; a small VGG-style net (two blocks of 8 and 16
-    # filters) with batch normalization, dropout and a global-pooling head,
-    # whose head also sees each window's MFCC statistics (mean, spread,
-    # spread of the change); RMSprop at 1e-3, mini-batches of 32 windows,
-    # 20 epochs. On 100 clips, more filters or blocks overfit (measured).
+    # selection.py and transfer.py (docs/results.rst): 40 MFCCs of each clip's real
+    # length (duration=None) brought to one RMS level (so loudness does not change
+    # the genre), a clip shorter than one window repeated once to fill it, cut in
+    # 3 s windows (129 frames) 1.5 s apart that are all training samples (every clip
+    # weighing the same) and whose log-probabilities are averaged per clip; a small
+    # VGG-style net (two blocks of 8 and 16 filters) with batch normalization,
+    # dropout and a global-pooling head, whose head also sees each window's MFCC
+    # statistics (mean, spread, spread of the change); RMSprop at 1e-3, mini-batches
+    # of 32 windows, 20 epochs. On 100 clips, more filters or blocks overfit
+    # (measured).
     # Trained on three production changes of every clip (augment=3: speed,
     # tempo, EQ/tilt, noise, mp3, gain), drawn afresh per window and epoch:
     # benchmarks/transfer.py measured it far more robust to other

@@ -454,7 +454,7 @@ def test_time_stretch_rescales_the_time_axis_of_each_mini_batch():
         assert ramp[0] >= first - 0.5 and ramp[-1] <= first + 19.5
         np.testing.assert_allclose(np.diff(ramp[1:-1]), 20 / width, rtol=1e-4)
     assert len(widths) > 4
-    # validation windows and items read one at a time keep the window
+    # items read one at a time, and a dataset without the option, keep the window
     assert ds[0][0].shape[-1] == 20
     plain = WindowDataset(X, y, [0], window=20, hop=10)
     assert plain[[0, 1]][0].shape[-1] == 20
