@@ -84,6 +84,13 @@ TILT_FRAMES = 129
 TILT_VERSION = 1
 
 
+def mel_centres(sr, n_mels):
+    """Centre frequency (Hz) of each of the kernel's ``n_mels`` mel bands."""
+    import librosa
+
+    return librosa.mel_frequencies(n_mels + 2, fmin=0.0, fmax=sr / 2)[1:-1]
+
+
 def tilt_bands(sr, n_mels):
     """The kept bands and their tilt ramp, for ``normalize="tilt"``.
 
@@ -93,9 +100,7 @@ def tilt_bands(sr, n_mels):
     tilt of 1 dB/octave adds to their level (octaves about 1 kHz, centred to
     zero mean: a level change is not a tilt).
     """
-    import librosa
-
-    centres = librosa.mel_frequencies(n_mels + 2, fmin=0.0, fmax=sr / 2)[1:-1]
+    centres = mel_centres(sr, n_mels)
     keep = (centres >= TILT_BANDS_HZ[0]) & (centres <= TILT_BANDS_HZ[1])
     if keep.sum() < 2:
         raise ValueError(

@@ -24,6 +24,92 @@ def _n_variants(X):
     return n if n.max(initial=1) > 1 else None
 
 
+#: The tilt's gain is clipped to this many dB either way (``tilt_shift``).
+TILT_CLIP_DB = 36.0
+#: Floor of the changed levels below their maximum, as the MFCC kernel's.
+TILT_TOP_DB = 80.0
+#: ``noise_snr``: the share of windows that get noise, and the span of SNRs
+#: (dB) above ``noise_snr`` their draw is uniform in.
+NOISE_P = 0.5
+NOISE_SPAN_DB = 20.0
+
+
+def _tilt_basis(X):
+    """What ``tilt_shift`` and ``noise_snr`` need of ``X``, as float64 tensors.
+
+    ``(ramp, width, dct, scale, offset)``: octaves from 1 kHz of every mel
+    band's centre (1, n_mels), the bands' relative widths (1, n_mels, 1),
+    the orthonormal DCT-II rows of the MFCCs (n_mfcc, n_mels), and the
+    affine map of ``X``'s values (1, n_mfcc, 1).
+    """
+    import scipy.fft
+
+    mel_hz = getattr(X, "mel_hz", None)
+    if mel_hz is None:
+        raise ValueError(
+            "tilt_shift and noise_snr need features that know their mel bands: the "
+            "ClipFeatures of MFCCTransformer(duration=None, features='mfcc')"
+        )
+    mel_hz = np.asarray(mel_hz, dtype=np.float64)
+    n_mels, n_mfcc = len(mel_hz), int(X.n_mfcc)
+    ramp = np.log2(np.maximum(mel_hz, 20.0) / 1000.0)
+    # Slaney bands reach from the centre below to the centre above.
+    edges = np.concatenate([[0.0], mel_hz, [2 * mel_hz[-1] - mel_hz[-2]]])
+    width = (edges[2:] - edges[:-2]) / 2
+    dct = scipy.fft.dct(np.eye(n_mels), axis=0, type=2, norm="ortho")[:n_mfcc]
+    scale = getattr(X, "scale", None)
+    offset = getattr(X, "offset", None)
+    scale = np.ones(n_mfcc) if scale is None else np.asarray(scale, np.float64)
+    offset = np.zeros(n_mfcc) if offset is None else np.asarray(offset, np.float64)
+    return (
+        torch.from_numpy(ramp[None, :]),
+        torch.from_numpy((width / width.sum())[None, :, None]),
+        torch.from_numpy(dct),
+        torch.from_numpy(scale[None, :, None]),
+        torch.from_numpy(offset[None, :, None]),
+    )
+
+
+def change_windows(x, tilt, basis, snr=None):
+    """MFCC windows ``x`` (n, 1, n_mfcc, width) as after a tilt EQ of ``tilt``.
+
+    In the mel domain the MFCCs describe (their inverse DCT, smoothed by the
+    coefficients left out), each band gains ``tilt`` dB per octave about
+    1 kHz (clipped to :data:`TILT_CLIP_DB`); where ``snr`` is given, white
+    noise that many dB below the window's power is added to every band
+    (``inf``: none); the whole window is brought back to the power it had
+    (as ``loudness="rms"`` and a mastering would), and the levels are
+    floored :data:`TILT_TOP_DB` below their maximum again. The change of the
+    floored levels, turned back into MFCCs, is added to ``x``: no change
+    (``tilt`` 0, no noise) gives ``x`` exactly. ``tilt`` and ``snr`` are (n,) tensors, dB/octave and dB.
+    """
+    ramp, width, dct, scale, offset = basis
+    raw = (x[:, 0].double() - offset) / scale  # (n, n_mfcc, frames), dB cepstrum
+    level = torch.einsum("cm,ncf->nmf", dct, raw)  # (n, n_mels, frames), dB
+    gain = torch.clamp(tilt.double()[:, None] * ramp, -TILT_CLIP_DB, TILT_CLIP_DB)
+    before = torch.pow(10.0, level / 10.0)
+    after = torch.pow(10.0, (level + gain[:, :, None]) / 10.0)
+    power = (width * before).mean(dim=2).sum(dim=1)  # (n,)
+    changed = (width * after).mean(dim=2).sum(dim=1)
+    if snr is not None:
+        # white noise: the same power density in every band (Slaney bands
+        # hold their mean density), at ``snr`` dB below the changed window
+        noise = changed * torch.pow(10.0, -snr.double() / 10.0)
+        after = after + noise[:, None, None]
+        changed = changed + noise
+    changed = 10.0 * torch.log10(after * (power / changed)[:, None, None])
+    # Only the change is added: the smoothed levels, floored as the changed
+    # ones are, are taken away again, so no change gives ``x`` itself.
+    change = _floored(changed) - _floored(level)
+    out = x[:, 0].double() + torch.einsum("cm,nmf->ncf", dct, change) * scale
+    return out.to(x.dtype)[:, None]
+
+
+def _floored(level):
+    floor = level.amax(dim=(1, 2), keepdim=True) - TILT_TOP_DB
+    return torch.maximum(level, floor)
+
+
 class WindowDataset(torch.utils.data.Dataset):
     """Training or validation windows of some clips, read a mini-batch at a time.
 
@@ -66,6 +152,19 @@ class WindowDataset(torch.utils.data.Dataset):
         slower or faster (a tempo change leaves each frame's spectrum and
         rescales the time axis). Needs a net that takes any width (a
         global head). Items read one at a time are not stretched.
+    tilt_shift : float, default=0.0
+        Augmentation: every window read as part of a mini-batch gets a
+        spectral tilt of its own, a uniform draw from ``[-tilt_shift,
+        tilt_shift]`` dB per octave about 1 kHz, applied to its MFCCs
+        through the mel levels they describe (:func:`change_windows`), fresh
+        every epoch. Needs ``X`` to know the mel bands of its MFCCs
+        (``ClipFeatures.mel_hz``).
+    noise_snr : float, default=0.0
+        Augmentation (0: off): :data:`NOISE_P` of the windows read as part of
+        a mini-batch get white noise at an SNR drawn uniformly from
+        ``[noise_snr, noise_snr + NOISE_SPAN_DB]`` dB, added to the mel
+        levels their MFCCs describe (:func:`change_windows`), fresh every
+        epoch. Needs ``X.mel_hz`` likewise.
     variants : bool, default=False
         Read a random augmentation variant of the clip for each item, each
         time it is drawn, where ``X`` has variants (training); False reads
@@ -107,6 +206,8 @@ class WindowDataset(torch.utils.data.Dataset):
         c0_shift=0.0,
         variants=False,
         time_stretch=0.0,
+        tilt_shift=0.0,
+        noise_snr=0.0,
     ):
         self.indices = np.asarray(indices, dtype=np.intp).reshape(-1)
         self.X = X
@@ -134,6 +235,10 @@ class WindowDataset(torch.utils.data.Dataset):
         self.freq_mask = freq_mask
         self.c0_shift = c0_shift
         self.time_stretch = float(time_stretch)
+        self.tilt_shift = float(tilt_shift)
+        self.noise_snr = float(noise_snr)
+        changes = self.tilt_shift or self.noise_snr
+        self._basis = _tilt_basis(X) if changes else None
 
     def __len__(self):
         return len(self.clip_ids)
@@ -163,6 +268,8 @@ class WindowDataset(torch.utils.data.Dataset):
         x, pos = self._read(k)
         if self._augments():
             x = torch.stack([self._augment(item) for item in x])
+        if self._basis is not None:
+            x = self._production(x)
         if self.time_stretch:
             x = self._stretch(x)
         weights = None if self.uniform else torch.from_numpy(self.weights[k])
@@ -172,6 +279,16 @@ class WindowDataset(torch.utils.data.Dataset):
             weights,
             torch.from_numpy(pos.astype(np.int64)),
         )
+
+    def _production(self, x):
+        n = x.shape[0]
+        tilt = self.tilt_shift * (2.0 * torch.rand(n, dtype=torch.float64) - 1.0)
+        snr = None
+        if self.noise_snr:
+            snr = self.noise_snr + NOISE_SPAN_DB * torch.rand(n, dtype=torch.float64)
+            quiet = torch.rand(n, dtype=torch.float64) >= NOISE_P
+            snr = snr.masked_fill(quiet, float("inf"))
+        return change_windows(x, tilt, self._basis, snr)
 
     def _stretch(self, x):
         draw = float(torch.rand((), dtype=torch.float64))  # torch's seeded generator

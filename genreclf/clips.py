@@ -116,6 +116,10 @@ class ClipFeatures:
 
     ndim = 1
     dtype = np.dtype(np.float32)
+    #: Centre frequency (Hz) of each mel band the MFCCs were computed from,
+    #: set by ``MFCCTransformer`` (``features="mfcc"``); None where unknown.
+    #: ``GenreNet(tilt_shift=...)`` needs it.
+    mel_hz = None
 
     def __init__(self, sources, n_frames=None, scale=None, offset=None, variants=None):
         sources = list(sources)
@@ -247,6 +251,7 @@ class ClipFeatures:
         new._frames = self._frames[index]
         new.n_mfcc = self.n_mfcc
         new.scale, new.offset = self.scale, self.offset
+        new.mel_hz = self.mel_hz
         new._maps = OrderedDict()
         return new
 

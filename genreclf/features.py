@@ -26,7 +26,7 @@ from sklearn.utils._param_validation import (
     StrOptions,
 )
 
-from genreclf import _mfcc_extract
+from genreclf import _mfcc, _mfcc_extract
 from genreclf._mfcc import TILT_VERSION, compute_mfcc
 from genreclf._scaling import MFCCStandardizer
 from genreclf._screen import check_files, find_bad_files
@@ -467,7 +467,7 @@ or ClipFeatures of shape (n_clips,)
         """Return ``(features, failures)``; bad clips are left as zeros."""
         params = self._params()
         if params["duration"] is None:
-            return _mfcc_extract.extract_clips(
+            features, failures = _mfcc_extract.extract_clips(
                 _mfcc_extract.paths_array(X),
                 params,
                 memory=self.memory,
@@ -476,6 +476,9 @@ or ClipFeatures of shape (n_clips,)
                 augment=augment,
                 augment_seed=self.augment_seed,
             )
+            if self.features == "mfcc":
+                features.mel_hz = _mfcc.mel_centres(params["sr"], params["n_mels"])
+            return features, failures
         return _mfcc_extract.extract(
             _mfcc_extract.paths_array(X),
             params,

@@ -112,6 +112,17 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         1 + time_stretch]`` (linear interpolation of its frames), as a tempo
         change would (see ``WindowDataset``). Needs ``module__head="global"``
         (a flattening head takes one width only).
+    tilt_shift : float, default=0.0
+        Training augmentation: every training window gets its own spectral
+        tilt, uniform in ``[-tilt_shift, tilt_shift]`` dB/octave about 1 kHz,
+        and a level change, added to its MFCCs (an equalisation is a sum in
+        the cepstral domain), fresh every epoch and at no cost (see
+        ``WindowDataset``). Needs a ``ClipFeatures`` from ``MFCCTransformer``
+        (it knows the mel bands).
+    noise_snr : float, default=0.0
+        Training augmentation (0: off): half of the training windows get
+        white noise at an SNR uniform in ``[noise_snr, noise_snr + 20]`` dB,
+        added likewise through the mel levels. Needs the same features.
     time_shift, time_mask, freq_mask : int, default=0
         Deprecated since 0.2, removed in 0.3 (``FutureWarning`` when not 0):
         a circular shift of up to ``time_shift`` frames, and one zeroed band
@@ -241,6 +252,8 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         train_windows="random",
         combine="mean",
         time_stretch=0.0,
+        tilt_shift=0.0,
+        noise_snr=0.0,
         time_shift=0,
         time_mask=0,
         freq_mask=0,
@@ -282,6 +295,8 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         self.train_windows = train_windows
         self.combine = combine
         self.time_stretch = time_stretch
+        self.tilt_shift = tilt_shift
+        self.noise_snr = noise_snr
         self.time_shift = time_shift
         self.time_mask = time_mask
         self.freq_mask = freq_mask
@@ -294,7 +309,12 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
 
     #: Options added in 0.2, and the values nets pickled before them behave as.
     _ADDED_PARAMS = dict(
-        precision="fp32", channels_last="auto", progress_label=None, time_stretch=0.0
+        precision="fp32",
+        channels_last="auto",
+        progress_label=None,
+        time_stretch=0.0,
+        tilt_shift=0.0,
+        noise_snr=0.0,
     )
 
     def __setstate__(self, state):
@@ -323,6 +343,8 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         "train_windows": [StrOptions({"random", "all"})],
         "combine": [StrOptions(set(COMBINE_RULES))],
         "time_stretch": [Interval(Real, 0, 0.5, closed="left")],
+        "tilt_shift": [Interval(Real, 0, None, closed="left")],
+        "noise_snr": [Interval(Real, 0, None, closed="left")],
         "time_shift": [Interval(Integral, 0, None, closed="left")],
         "time_mask": [Interval(Integral, 0, None, closed="left")],
         "freq_mask": [Interval(Integral, 0, None, closed="left")],
@@ -453,6 +475,8 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
             mode=self.train_windows,
             variants=True,
             time_stretch=self.time_stretch,
+            tilt_shift=self.tilt_shift,
+            noise_snr=self.noise_snr,
             **augment,
         )
         if not len(valid):

@@ -45,6 +45,8 @@ OPTION_PATHS = {
             "train_windows",
             "combine",
             "time_stretch",
+            "tilt_shift",
+            "noise_snr",
             "precision",
             "channels_last",
         )

@@ -472,6 +472,101 @@ def test_time_stretch_trains_a_global_head_and_refuses_a_flattening_one(data):
         GenreNet(**TINY, time_stretch=0.7).fit(X, y)
 
 
+def _tilt_features(y, sr=22050):
+    """40 MFCCs of ``y`` at one RMS level, as ``loudness="rms"`` computes them."""
+    from genreclf._mfcc import compute_mfcc
+
+    y = y * np.float32(0.1 / np.sqrt(np.mean(np.square(y))))
+    return compute_mfcc(y, sr, n_mfcc=40)
+
+
+def test_tilt_shift_and_noise_snr_predict_the_mfccs_of_a_changed_recording():
+    from genreclf._augment import equalize
+    from genreclf._mfcc import mel_centres
+    from genreclf._window_dataset import _tilt_basis, change_windows
+
+    sr = 22050
+    rng = np.random.default_rng(0)
+    # pink-ish noise with a few tones: energy in every band, like music
+    white = rng.standard_normal(sr * 4).astype(np.float32)
+    y = equalize(white, sr, tilt=-3.0)
+    t = np.arange(len(y)) / sr
+    for f0 in (110.0, 440.0, 1760.0):
+        y = y + np.float32(0.3) * np.sin(2 * np.pi * f0 * t).astype(np.float32)
+    plain = _tilt_features(y)
+    n = plain.shape[1] // 100
+    windows = plain[:, : n * 100].reshape(40, n, 100).transpose(1, 0, 2)[:, None]
+    X = ClipFeatures([plain])
+    X.mel_hz = mel_centres(sr, 128)
+    basis = _tilt_basis(X)
+    for tilt in (6.0, -6.0):
+        truth = _tilt_features(equalize(y, sr, tilt=tilt))[:, : n * 100]
+        truth = truth.reshape(40, n, 100).transpose(1, 0, 2)[:, None]
+        guess = change_windows(
+            torch.from_numpy(np.ascontiguousarray(windows)),
+            torch.full((n,), tilt),
+            basis,
+        ).numpy()
+        error = np.linalg.norm(guess - truth) / np.linalg.norm(windows - truth)
+        assert error < 0.2, (tilt, error)  # 1.0: no change at all
+    # white noise 20 dB below the recording, likewise
+    noise = rng.standard_normal(len(y)).astype(np.float32)
+    noise *= np.sqrt(np.mean(np.square(y)) / np.mean(np.square(noise)) / 100)
+    truth = _tilt_features(y + noise)[:, : n * 100]
+    truth = truth.reshape(40, n, 100).transpose(1, 0, 2)[:, None]
+    guess = change_windows(
+        torch.from_numpy(np.ascontiguousarray(windows)),
+        torch.zeros(n),
+        basis,
+        snr=torch.full((n,), 20.0),
+    ).numpy()
+    # the mean change of every window (frame by frame, new noise is random)
+    error = np.linalg.norm((guess - truth).mean(-1)) / np.linalg.norm(
+        (windows - truth).mean(-1)
+    )
+    assert error < 0.5, error
+    quiet = change_windows(
+        torch.from_numpy(np.ascontiguousarray(windows)),
+        torch.zeros(n),
+        basis,
+        snr=torch.full((n,), float("inf")),
+    ).numpy()
+    np.testing.assert_allclose(quiet, windows, atol=1e-3)  # no change: x itself
+    # in X's own units: the same change, through the standardizer's map
+    scale, offset = np.linspace(0.5, 2, 40), np.linspace(-1, 1, 40)
+    mapped = X.with_affine(scale, offset)
+    assert mapped.mel_hz is X.mel_hz and X[[0]].mel_hz is X.mel_hz
+    std = torch.from_numpy(
+        (windows * scale[None, None, :, None] + offset[None, None, :, None]).astype(
+            np.float32
+        )
+    )
+    raw = change_windows(torch.from_numpy(windows.copy()), torch.full((n,), 6.0), basis)
+    back = change_windows(std, torch.full((n,), 6.0), _tilt_basis(mapped))
+    expected = raw.numpy() * scale[None, None, :, None] + offset[None, None, :, None]
+    np.testing.assert_allclose(back.numpy(), expected, rtol=1e-4, atol=1e-3)
+
+
+def test_tilt_shift_trains_on_clip_features_and_refuses_bare_arrays(data):
+    from genreclf._mfcc import mel_centres
+
+    X, y = data
+    clips = ClipFeatures(list(X))
+    with pytest.raises(ValueError, match="tilt_shift and noise_snr need features"):
+        GenreNet(**TINY, max_epochs=1, window=12, tilt_shift=6.0).fit(clips, y)
+    clips.mel_hz = mel_centres(22050, 20)
+    torch.manual_seed(0)
+    ds = WindowDataset(clips, np.zeros(len(y), np.int64), [0, 1], 12, 6, tilt_shift=6)
+    first, second = ds[[0, 1]][0], ds[[0, 1]][0]
+    assert not torch.allclose(first, second)  # a new tilt at every read
+    net = GenreNet(**TINY, max_epochs=2, window=12, tilt_shift=6.0, random_state=0)
+    net.set_params(module__head="global").fit(clips, y)
+    assert net.predict_proba(clips).shape == (len(X), len(GENRES))
+    again = GenreNet(**TINY, max_epochs=2, window=12, tilt_shift=6.0, random_state=0)
+    again.set_params(module__head="global").fit(clips, y)
+    np.testing.assert_allclose(again.predict_proba(clips), net.predict_proba(clips))
+
+
 @pytest.mark.parametrize(
     "train_windows, combine", [("random", "mean"), ("all", "logmean"), ("all", "vote")]
 )
