@@ -146,8 +146,9 @@ class WindowDataset(torch.utils.data.Dataset):
         the first coefficient (c0, the loudness term), as a random gain does.
     time_stretch : float, default=0.0
         Augmentation: every mini-batch read as a list is stretched or
-        squeezed in time, linearly interpolated to ``round(window * s)``
-        frames with one ``s`` drawn uniformly from ``[1 - time_stretch,
+        squeezed in time to ``round(window * s)`` frames (the nearest frame
+        of the window for each, so a frame is repeated or left out now and
+        then) with one ``s`` drawn uniformly from ``[1 - time_stretch,
         1 + time_stretch]`` per mini-batch, as the same music played
         slower or faster (a tempo change leaves each frame's spectrum and
         rescales the time axis). Needs a net that takes any width (a
@@ -296,9 +297,15 @@ class WindowDataset(torch.utils.data.Dataset):
         width = max(1, int(round(x.shape[-1] * rate)))
         if width == x.shape[-1]:
             return x
-        return torch.nn.functional.interpolate(
-            x, size=(x.shape[-2], width), mode="bilinear", align_corners=False
-        )
+        # Nearest frames, not a blend of neighbours: every frame stays one
+        # that the music had (a blend would smooth every stretched window in
+        # time, which windows at prediction never are).
+        pick = torch.div(
+            (torch.arange(width, dtype=torch.float64) + 0.5) * x.shape[-1],
+            width,
+            rounding_mode="floor",
+        ).long()
+        return x[..., pick]
 
     def _augments(self):
         return any((self.time_shift, self.time_mask, self.freq_mask, self.c0_shift))
