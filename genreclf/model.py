@@ -109,8 +109,9 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
     time_stretch : float, default=0.0
         Training augmentation: each training mini-batch of windows is
         stretched in time by one factor drawn from ``[1 - time_stretch,
-        1 + time_stretch]`` (the nearest of its frames for each new one), as
-        a tempo change would (see ``WindowDataset``). Needs ``module__head="global"``
+        1 + time_stretch]`` (linear interpolation of its frames), as a
+        phase-vocoder tempo change does; half of the mini-batches are left
+        as they are (see ``WindowDataset``). Needs ``module__head="global"``
         (a flattening head takes one width only).
     tilt_shift : float, default=0.0
         Training augmentation: every training window gets its own spectral

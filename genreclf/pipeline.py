@@ -144,6 +144,26 @@ PRESETS = {
 PRESETS["demo"] = {**PRESETS["default"], **DEMO_OPTIONS}
 
 
+def _ruled_out(params):
+    """The preset's augmentations that the other options leave no place for.
+
+    A fixed duration gives one dense array per clip, where training variants
+    have no place and whose mel bands the nets do not know; log-mel rows are
+    not MFCCs; a flattening head takes one window width only. These are left
+    off unless asked for explicitly (which still raises the step's error).
+    """
+    fixed = params.get(f"{_MFCC}__duration") is not None
+    not_mfcc = params.get(f"{_MFCC}__features", "mfcc") != "mfcc"
+    out = []
+    if fixed:
+        out.append(f"{_MFCC}__augment")
+    if fixed or not_mfcc:
+        out += [f"{_NET}tilt_shift", f"{_NET}noise_snr"]
+    if params.get(f"{_MODULE}head") == "flatten":
+        out.append(f"{_NET}time_stretch")
+    return out
+
+
 def build_pipeline(
     preset="default",
     *,
@@ -187,8 +207,10 @@ def build_pipeline(
         ``batch_size``, ``lr``, ``window``, ``filters``, ``dense``,
         ``batch_norm``, ``head``, ...) or as parameter paths
         (``ensemble__net__optimizer__momentum=0.5``). A fixed ``duration``
-        turns the preset's ``augment`` off (variants need real-length clips)
-        unless ``augment`` is given too. Deprecated since 0.2
+        turns the preset's ``augment``, ``tilt_shift`` and ``noise_snr`` off
+        (they need real-length clips), ``features="logmel"`` the latter two
+        (they need MFCCs) and ``head="flatten"`` its ``time_stretch``,
+        unless those are given too. Deprecated since 0.2
         (``FutureWarning``, removed in 0.3): the short options
         ``time_shift``, ``time_mask``, ``freq_mask``, ``c0_shift``, ``mixup``,
         and ``member_callback``, ``checkpoint_dir``, ``resume`` (run
@@ -244,14 +266,9 @@ def build_pipeline(
             )
         params[path] = value
     given = {key if "__" in key else OPTION_PATHS.get(key) for key in options}
-    if (
-        params.get(f"{_MFCC}__duration") is not None
-        and f"{_MFCC}__augment" not in given
-    ):
-        # A fixed duration gives one dense array per clip, where training
-        # variants have no place: the preset's augmentation is left off (an
-        # augment asked for explicitly still raises MFCCTransformer's error).
-        params[f"{_MFCC}__augment"] = 0
+    for path in _ruled_out(params):
+        if path in params and path not in given:
+            params[path] = 0
     net = GenreNet(device=device, verbose=int(verbose))
     ensemble = GenreEnsemble(
         net, n_members=n_members, random_state=random_state, verbose=bool(verbose)

@@ -448,19 +448,12 @@ def test_time_stretch_rescales_the_time_axis_of_each_mini_batch():
         width = x.shape[-1]
         widths.add(width)
         assert 16 <= width <= 24 and x.shape[:3] == (3, 1, 2)
-        # the same 20 frames, sampled at another rate: the window's own
-        # frames, in order from its first to its last, each repeated or
-        # left out at most once in a row, never blended
+        # the same 20 frames, sampled at another rate: a ramp from the
+        # window's first frame to its last, evenly spaced
         ramp, first = x[2, 0, 0].numpy(), ds.starts[3]
-        assert ramp[0] == first and ramp[-1] == first + 19
-        steps = np.diff(ramp)
-        assert set(steps.tolist()) <= {0.0, 1.0, 2.0}
-        assert np.array_equal(ramp, np.round(ramp))
-        if width > 20:
-            assert (steps == 0).sum() == width - 20
-        elif width < 20:
-            assert (steps == 2).sum() == 20 - width
-    assert len(widths) > 4
+        assert ramp[0] >= first - 0.5 and ramp[-1] <= first + 19.5
+        np.testing.assert_allclose(np.diff(ramp[1:-1]), 20 / width, rtol=1e-4)
+    assert len(widths) > 4 and 20 in widths  # some mini-batches left as they are
     # items read one at a time, and a dataset without the option, keep the window
     assert ds[0][0].shape[-1] == 20
     plain = WindowDataset(X, y, [0], window=20, hop=10)
