@@ -10,8 +10,9 @@ mini-batch of windows at a time: a dense array is read through a strided view,
 a ``ClipFeatures`` through :meth:`~genreclf.clips.ClipFeatures.window`.
 
 :class:`WindowDataset`, the torch dataset of a net's training and validation
-windows, lives in :mod:`genreclf._window_dataset` (so that this module needs
-numpy only) and stays importable from here.
+windows, and :func:`change_windows`, its tilt EQ and noise on MFCC windows, live
+in :mod:`genreclf._window_dataset` (so that this module needs numpy only) and
+stay importable from here.
 """
 
 import numpy as np
@@ -23,6 +24,7 @@ __all__ = [
     "WINDOW_AUGMENTATIONS",
     "WindowDataset",
     "as_clips",
+    "change_windows",
     "clip_widths",
     "combine_windows",
     "finish_combine",
@@ -348,10 +350,10 @@ def vote_windows(log_proba, X, window, hop, batch_size, rule):
 def __getattr__(name):
     # Imported on first use: genreclf._window_dataset imports this module, and
     # torch is not needed to slice windows or combine their votes.
-    if name == "WindowDataset":
-        from genreclf._window_dataset import WindowDataset
+    if name in ("WindowDataset", "change_windows"):
+        import genreclf._window_dataset
 
-        return WindowDataset
+        return getattr(genreclf._window_dataset, name)
     raise AttributeError(f"module 'genreclf.windows' has no attribute {name!r}")
 
 

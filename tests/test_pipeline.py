@@ -307,10 +307,26 @@ def test_model_with_other_feature_settings_than_the_data_is_refused(fitted, demo
         other.predict(paths[:2])
 
 
-def test_a_fixed_duration_turns_the_presets_augmentation_off():
+def test_a_fixed_duration_turns_the_presets_augmentation_off(monkeypatch):
     assert build_pipeline().get_params()["mfcc__augment"] == 3
     params = build_pipeline(duration=3.0).get_params()
     assert params["mfcc__duration"] == 3.0 and params["mfcc__augment"] == 0
+    # A preset with the on-the-fly changes: the options that leave them no
+    # place turn them off, as a fixed duration does augment.
+    robust = {**PRESETS["default"], "tilt_shift": 8.0, "time_stretch": 0.08}
+    monkeypatch.setitem(PRESETS, "robust", robust)
+    params = build_pipeline("robust", duration=3.0).get_params()
+    # a dense array per clip does not know its mel bands: no tilt on it
+    assert params["ensemble__net__tilt_shift"] == 0
+    assert params["ensemble__net__time_stretch"] == 0.08  # any width will do
+    logmel = build_pipeline("robust", features="logmel").get_params()
+    assert logmel["ensemble__net__tilt_shift"] == 0 and logmel["mfcc__augment"] == 3
+    flat = build_pipeline("robust", head="flatten").get_params()
+    assert flat["ensemble__net__time_stretch"] == 0
+    assert flat["ensemble__net__tilt_shift"] == 8.0
+    # given explicitly, an option is kept
+    kept = build_pipeline("robust", duration=3.0, tilt_shift=4.0).get_params()
+    assert kept["ensemble__net__tilt_shift"] == 4.0
     # asked for explicitly, the conflict is the transformer's clear error
     pipe = build_pipeline(duration=3.0, augment=2)
     with pytest.raises(ValueError, match="needs duration=None.*augment=0"):
