@@ -76,17 +76,36 @@ def _tilt_basis(X):
 
 
 def change_windows(x, tilt, basis, snr=None):
-    """MFCC windows ``x`` (n, 1, n_mfcc, width) as after a tilt EQ of ``tilt``.
+    """MFCC windows as after a tilt EQ (and white noise) of their music.
 
     In the mel domain the MFCCs describe (their inverse DCT, smoothed by the
     coefficients left out), each band gains ``tilt`` dB per octave about
     1 kHz (clipped to :data:`TILT_CLIP_DB`); where ``snr`` is given, white
-    noise that many dB below the window's power is added to every band
-    (``inf``: none); the whole window is brought back to the power it had
-    (as ``loudness="rms"`` and a mastering would), and the levels are
-    floored :data:`TILT_TOP_DB` below their maximum again. The change of the
-    floored levels, turned back into MFCCs, is added to ``x``: no change
-    (``tilt`` 0, no noise) gives ``x`` exactly. ``tilt`` and ``snr`` are (n,) tensors, dB/octave and dB.
+    noise that many dB below the window's power is added to every band;
+    the whole window is brought back to the power it had (as
+    ``loudness="rms"`` and a mastering would), and the levels are floored
+    :data:`TILT_TOP_DB` below their maximum again. The change of the floored
+    levels, turned back into MFCCs, is added to ``x``, so no change gives
+    ``x`` exactly. What ``WindowDataset(tilt_shift=..., noise_snr=...)``
+    applies to training windows.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (n, 1, n_mfcc, width), float32
+        Windows in the units of their ``ClipFeatures`` (after its affine
+        map, as the net reads them).
+    tilt : torch.Tensor of shape (n,)
+        dB per octave, per window (0: none).
+    basis : tuple
+        What ``_tilt_basis(X)`` returns for the ``ClipFeatures`` ``X`` that
+        the windows come from (its mel bands and affine map).
+    snr : torch.Tensor of shape (n,), optional
+        Signal-to-noise ratio in dB per window (``inf``: no noise); None:
+        no noise at all.
+
+    Returns
+    -------
+    changed : torch.Tensor, the shape and dtype of ``x``
     """
     ramp, width, dct, scale, offset = basis
     raw = (x[:, 0] - offset) / scale  # (n, n_mfcc, frames), dB cepstrum
@@ -95,14 +114,14 @@ def change_windows(x, tilt, basis, snr=None):
     before = torch.exp(level * _DB)  # power (exp: several times faster than pow)
     after = before * torch.exp(gain * _DB)[:, :, None]
     power = (width * before).mean(dim=2).sum(dim=1)  # (n,)
-    changed = (width * after).mean(dim=2).sum(dim=1)
+    total = (width * after).mean(dim=2).sum(dim=1)
     if snr is not None:
         # white noise: the same power density in every band (Slaney bands
         # hold their mean density), at ``snr`` dB below the changed window
-        noise = changed * torch.exp(-snr.to(x.dtype) * _DB)
+        noise = total * torch.exp(-snr.to(x.dtype) * _DB)
         after = after + noise[:, None, None]
-        changed = changed + noise
-    changed = 10.0 * torch.log10(after * (power / changed)[:, None, None])
+        total = total + noise
+    changed = 10.0 * torch.log10(after * (power / total)[:, None, None])
     # Only the change is added: the smoothed levels, floored as the changed
     # ones are, are taken away again, so no change gives ``x`` itself.
     change = _floored(changed) - _floored(level)

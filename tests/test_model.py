@@ -559,6 +559,14 @@ def test_tilt_shift_trains_on_clip_features_and_refuses_bare_arrays(data):
     ds = WindowDataset(clips, np.zeros(len(y), np.int64), [0, 1], 12, 6, tilt_shift=6)
     first, second = ds[[0, 1]][0], ds[[0, 1]][0]
     assert not torch.allclose(first, second)  # a new tilt at every read
+    zeros = np.zeros(len(y), np.int64)
+    noisy = WindowDataset(clips, zeros, range(8), 12, 6, noise_snr=10)
+    plain = WindowDataset(clips, zeros, range(8), 12, 6)
+    items = list(range(len(plain)))
+    changed = (noisy[items][0] - plain[items][0]).abs().amax(dim=(1, 2, 3))
+    # about half of the windows get noise, the others are read as they are
+    assert 0 < int((changed > 1e-4).sum()) < len(items)
+    assert float(changed.max()) > 0.05
     net = GenreNet(**TINY, max_epochs=2, window=12, tilt_shift=6.0, random_state=0)
     net.set_params(module__head="global").fit(clips, y)
     assert net.predict_proba(clips).shape == (len(X), len(GENRES))
