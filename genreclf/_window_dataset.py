@@ -8,6 +8,8 @@ numpy only, and torch is imported where a net is trained.
 import numpy as np
 import torch
 
+from genreclf._augment import TILT_LIMIT_DB
+from genreclf._mfcc import TOP_DB
 from genreclf.windows import clip_widths, read_windows, window_index
 
 __all__ = ["WindowDataset", "change_windows"]
@@ -24,10 +26,11 @@ def _n_variants(X):
     return n if n.max(initial=1) > 1 else None
 
 
-#: The tilt's gain is clipped to this many dB either way (``tilt_shift``).
-TILT_CLIP_DB = 36.0
-#: Floor of the changed levels below their maximum, as the MFCC kernel's.
-TILT_TOP_DB = 80.0
+#: The tilt's gain is clipped to this many dB either way (``tilt_shift``), as
+#: the waveform augmentation's is.
+TILT_CLIP_DB = TILT_LIMIT_DB
+#: Floor of the changed levels below their maximum: the MFCC kernel's.
+TILT_TOP_DB = TOP_DB
 _DB = float(np.log(10.0) / 10.0)  # power = exp(dB * _DB)
 
 #: ``time_stretch``: the share of mini-batches stretched.
