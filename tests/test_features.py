@@ -196,6 +196,62 @@ def test_rms_loudness_makes_features_gain_invariant(tmp_path):
         MFCCTransformer(loudness="peak").fit()
 
 
+def _tilted(y, sr, db_per_octave, pivot_hz):
+    """``y`` through an EQ of ``db_per_octave`` about ``pivot_hz``."""
+    spec = np.fft.rfft(y.astype(np.float64))
+    octaves = np.log2(np.maximum(np.fft.rfftfreq(y.size, 1 / sr), 20.0) / pivot_hz)
+    out = np.fft.irfft(spec * 10 ** (db_per_octave * octaves / 20), n=y.size)
+    return out.astype(np.float32)
+
+
+def test_band_loudness_is_gain_invariant_and_a_bass_boost_lowers_nothing(tmp_path):
+    """loudness="bands": the level is measured on the bands, not on the power.
+
+    A bass boost raises the power, so loudness="rms" lowers every band to keep
+    it; with "bands" the bands' mean level stays put whatever the pivot.
+    """
+    import soundfile as sf
+
+    from genreclf import _mfcc
+
+    sr = 22050
+    rng = np.random.default_rng(1)
+    t = np.arange(2 * sr) / sr
+    y = 0.05 * rng.standard_normal(t.size) + 0.3 * np.sin(2 * np.pi * 110 * t)
+    y = y.astype(np.float32)
+    versions = {
+        "plain": y,
+        "soft": y / 4,
+        "boost": _tilted(y, sr, -6.0, 1000.0),
+        "boost at 3 kHz": _tilted(y, sr, -6.0, 3000.0) / 8,
+    }
+    paths = []
+    for name, wave in versions.items():
+        paths.append(str(tmp_path / f"{name}.wav"))
+        sf.write(paths[-1], wave, sr, subtype="FLOAT")
+    c0 = {}
+    for mode in ("rms", "bands"):
+        X = MFCCTransformer(duration=None, loudness=mode).transform(paths)
+        c0[mode] = [float(x[0, 0].mean()) / np.sqrt(128) for x in X]  # mean dB
+        np.testing.assert_allclose(X[0], X[1], atol=1e-2)  # a gain: nothing
+    # the bass boost: rms drops the mean band level by many dB, bands do not
+    assert c0["rms"][0] - c0["rms"][2] > 8.0
+    assert abs(c0["bands"][0] - c0["bands"][2]) < 3.0
+    # a tilt about another frequency is that tilt plus a gain: the same output
+    X = MFCCTransformer(duration=None, loudness="bands").transform(paths[2:])
+    np.testing.assert_allclose(X[0], X[1], atol=0.05)
+    # the kept bands end at BAND_LEVEL_DB
+    keep = _mfcc.tilt_bands(sr, 128)[0]
+    mel = np.abs(np.fft.rfft(y[:2048])) ** 2  # any mel power will do
+    bank = _mfcc.mel_filterbank(sr, 2048, 128)
+    power = np.tile(bank @ mel.astype(np.float32), (5, 1))
+    power *= _mfcc.band_level_gain(power, keep)
+    level = np.mean(10 * np.log10(power[:, keep].mean(axis=0)))
+    np.testing.assert_allclose(level, _mfcc.BAND_LEVEL_DB, atol=1e-3)
+    silent = np.zeros((4, 128), np.float32)
+    assert _mfcc.band_level_gain(silent, keep) == 1.0
+
+
 def test_offset_changes_output(clips):
     a = MFCCTransformer(duration=0.5).transform(clips[1:2])
     b = MFCCTransformer(duration=0.5, offset=0.25).transform(clips[1:2])
@@ -405,6 +461,7 @@ def test_edited_file_is_recomputed(tmp_path, write_audio, count_loads):
         {"offset": 0.1},
         {"pad": "wrap", "duration": 2.0},
         {"loudness": "rms"},
+        {"loudness": "bands"},
     ],
 )
 def test_each_output_parameter_has_its_own_cache(tmp_path, clips, count_loads, change):
