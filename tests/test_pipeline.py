@@ -129,8 +129,8 @@ def test_default_preset_is_the_measured_configuration():
     params = build_pipeline().get_params()
     expected = {
         "mfcc__duration": None,
-        "mfcc__augment": 3,
-        "ensemble__net__max_epochs": 20,
+        "mfcc__augment": 6,
+        "ensemble__net__max_epochs": 30,
         "ensemble__calibrate": True,
         "mfcc__n_mfcc": 40,
         "mfcc__pad": "wrap",
@@ -308,7 +308,7 @@ def test_model_with_other_feature_settings_than_the_data_is_refused(fitted, demo
 
 
 def test_a_fixed_duration_turns_the_presets_augmentation_off(monkeypatch):
-    assert build_pipeline().get_params()["mfcc__augment"] == 3
+    assert build_pipeline().get_params()["mfcc__augment"] == 6
     params = build_pipeline(duration=3.0).get_params()
     assert params["mfcc__duration"] == 3.0 and params["mfcc__augment"] == 0
     # A preset with the on-the-fly changes: the options that leave them no
@@ -320,7 +320,7 @@ def test_a_fixed_duration_turns_the_presets_augmentation_off(monkeypatch):
     assert params["ensemble__net__tilt_shift"] == 0
     assert params["ensemble__net__time_stretch"] == 0.08  # any width will do
     logmel = build_pipeline("robust", features="logmel").get_params()
-    assert logmel["ensemble__net__tilt_shift"] == 0 and logmel["mfcc__augment"] == 3
+    assert logmel["ensemble__net__tilt_shift"] == 0 and logmel["mfcc__augment"] == 6
     flat = build_pipeline("robust", head="flatten").get_params()
     assert flat["ensemble__net__time_stretch"] == 0
     assert flat["ensemble__net__tilt_shift"] == 8.0
