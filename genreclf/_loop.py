@@ -16,7 +16,29 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 from genreclf._training import autocast, check_precision, mixup_step
 from genreclf.windows import WindowDataset
 
-__all__ = ["WindowLoopMixin"]
+__all__ = ["WindowLoopMixin", "js_divergence"]
+
+
+def js_divergence(logits_a, logits_b):
+    """Jensen-Shannon divergence (nats) between the softmaxes of two logit rows.
+
+    Parameters
+    ----------
+    logits_a, logits_b : torch.Tensor of shape (n, n_classes)
+
+    Returns
+    -------
+    divergence : torch.Tensor of shape (n,)
+        Between 0 (the same distribution) and ``log(2)``.
+    """
+    log_a = F.log_softmax(logits_a.float(), dim=1)
+    log_b = F.log_softmax(logits_b.float(), dim=1)
+    log_m = torch.logsumexp(torch.stack([log_a, log_b]), dim=0) - torch.log(
+        torch.tensor(2.0, device=log_a.device)
+    )
+    kl_a = (log_a.exp() * (log_a - log_m)).sum(dim=1)
+    kl_b = (log_b.exp() * (log_b - log_m)).sum(dim=1)
+    return 0.5 * (kl_a + kl_b)
 
 
 class WindowLoopMixin:
@@ -164,12 +186,43 @@ class WindowLoopMixin:
         """
         if self.mixup:
             return mixup_step(self, batch, self.mixup, **fit_params)
+        if len(batch) > 4 and getattr(self, "consistency", 0.0):
+            return self._consistency_step(batch, **fit_params)
         self._set_training(True)
         Xi, yi, wi = self._split_batch(batch)
         y_pred = self.infer(Xi, **fit_params)
         loss = self.weighted_loss(y_pred, yi, wi, X=Xi, training=True)
         self.backward(loss)
         return {"loss": loss, "y_pred": y_pred}
+
+    def _consistency_step(self, batch, **fit_params):
+        """The loss of both views of a batch plus ``consistency`` times their divergence.
+
+        Both views of the windows (``WindowDataset(pairs=True)``) go through
+        the net, in one pass where they are as wide; the loss is the mean of
+        their weighted losses plus ``consistency`` times the weighted
+        Jensen-Shannon divergence of their predicted distributions, which
+        pulls the net's answer for a window towards the same answer under
+        another production of it.
+        """
+        self._set_training(True)
+        Xa, yi, wi = self._split_batch(batch)
+        Xb = batch[4]
+        if Xa.shape == Xb.shape:
+            logits_a, logits_b = self.infer(torch.cat([Xa, Xb]), **fit_params).split(
+                len(Xa)
+            )
+        else:
+            logits_a = self.infer(Xa, **fit_params)
+            logits_b = self.infer(Xb, **fit_params)
+        loss_a = self.weighted_loss(logits_a, yi, wi, X=Xa, training=True)
+        loss_b = self.weighted_loss(logits_b, yi, wi, X=Xb, training=True)
+        divergence = js_divergence(logits_a, logits_b)
+        if wi is not None:
+            divergence = divergence * wi.to(divergence.device, divergence.dtype)
+        loss = 0.5 * (loss_a + loss_b) + self.consistency * divergence.mean()
+        self.backward(loss)
+        return {"loss": loss, "y_pred": logits_a}
 
     def train_step(self, batch, **fit_params):
         """One optimisation step (with the gradient scaler for ``precision="fp16"``).

@@ -199,6 +199,11 @@ class WindowDataset(torch.utils.data.Dataset):
         Read a random augmentation variant of the clip for each item, each
         time it is drawn, where ``X`` has variants (training); False reads
         variant 0, the clip itself (validation, prediction).
+    pairs : bool, default=False
+        Mini-batches (items read as a list) carry a second view of the same
+        windows as a fifth element: the same clips and first frames, with
+        their own draw of every augmentation (variant, tilt, noise,
+        stretch). For ``GenreNet(consistency=...)``.
 
     Attributes
     ----------
@@ -238,6 +243,7 @@ class WindowDataset(torch.utils.data.Dataset):
         time_stretch=0.0,
         tilt_shift=0.0,
         noise_snr=0.0,
+        pairs=False,
     ):
         self.indices = np.asarray(indices, dtype=np.intp).reshape(-1)
         self.X = X
@@ -269,6 +275,7 @@ class WindowDataset(torch.utils.data.Dataset):
         self.noise_snr = float(noise_snr)
         changes = self.tilt_shift or self.noise_snr
         self._basis = _tilt_basis(X) if changes else None
+        self.pairs = bool(pairs)
 
     def __len__(self):
         return len(self.clip_ids)
@@ -280,35 +287,52 @@ class WindowDataset(torch.utils.data.Dataset):
         draw = torch.rand(len(k), dtype=torch.float64).numpy()
         return np.where(room > 0, (draw * (room + 1)).astype(np.intp), 0)
 
-    def _read(self, k):
+    def _read(self, k, starts=None):
         pos = self.clip_ids[k]
-        starts = self._starts(k)
+        if starts is None:
+            starts = self._starts(k)
         variants = None
         if self.n_variants is not None:
             draw = torch.rand(len(k), dtype=torch.float64).numpy()
             variants = (draw * self.n_variants[pos]).astype(np.intp)
         x = read_windows(self.X, self.indices[pos], starts, self.window, variants)
-        return torch.from_numpy(x), pos
+        return torch.from_numpy(x), pos, starts
 
     def __getitem__(self, k):
         if isinstance(k, (int, np.integer)):
-            x, pos = self._read(np.array([int(k)], dtype=np.intp))
+            x, pos, _ = self._read(np.array([int(k)], dtype=np.intp))
             return self._augment(x[0]), torch.tensor(self.clip_labels[pos[0]])
         k = np.asarray(k, dtype=np.intp)
-        x, pos = self._read(k)
+        x, pos, starts = self._read(k)
+        weights = None if self.uniform else torch.from_numpy(self.weights[k])
+        batch = (
+            self._view(x),
+            torch.from_numpy(self.clip_labels[pos]),
+            weights,
+            torch.from_numpy(pos.astype(np.int64)),
+        )
+        if not self.pairs:
+            return batch
+        return (*batch, self._view(self._read(k, starts)[0]))
+
+    def varies(self):
+        """Whether two reads of a mini-batch can differ (variants or changes on the fly)."""
+        return bool(
+            self.n_variants is not None
+            or self._basis is not None
+            or self.time_stretch
+            or self._augments()
+        )
+
+    def _view(self, x):
+        """A mini-batch of windows after the on-the-fly augmentations."""
         if self._augments():
             x = torch.stack([self._augment(item) for item in x])
         if self._basis is not None:
             x = self._production(x)
         if self.time_stretch:
             x = self._stretch(x)
-        weights = None if self.uniform else torch.from_numpy(self.weights[k])
-        return (
-            x,
-            torch.from_numpy(self.clip_labels[pos]),
-            weights,
-            torch.from_numpy(pos.astype(np.int64)),
-        )
+        return x
 
     def _production(self, x):
         n = x.shape[0]

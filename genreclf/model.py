@@ -124,6 +124,15 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         Training augmentation (0: off): half of the training windows get
         white noise at an SNR uniform in ``[noise_snr, noise_snr + 20]`` dB,
         added likewise through the mel levels. Needs the same features.
+    consistency : float, default=0.0
+        Consistency training (0: off): each training mini-batch is read
+        twice, the same windows with their own draws of the augmentation
+        (production variant, tilt, noise, stretch), both views are trained
+        on, and this many times the Jensen-Shannon divergence of the net's
+        two answers is added to the loss, so that the net learns to give
+        one window the same answer however it was produced. Doubles the
+        work per epoch. Needs variants (``MFCCTransformer(augment=K)``) or
+        an on-the-fly augmentation, and ``mixup=0``.
     time_shift, time_mask, freq_mask : int, default=0
         Deprecated since 0.2, removed in 0.3 (``FutureWarning`` when not 0):
         a circular shift of up to ``time_shift`` frames, and one zeroed band
@@ -255,6 +264,7 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         time_stretch=0.0,
         tilt_shift=0.0,
         noise_snr=0.0,
+        consistency=0.0,
         time_shift=0,
         time_mask=0,
         freq_mask=0,
@@ -298,6 +308,7 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         self.time_stretch = time_stretch
         self.tilt_shift = tilt_shift
         self.noise_snr = noise_snr
+        self.consistency = consistency
         self.time_shift = time_shift
         self.time_mask = time_mask
         self.freq_mask = freq_mask
@@ -316,6 +327,7 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         time_stretch=0.0,
         tilt_shift=0.0,
         noise_snr=0.0,
+        consistency=0.0,
     )
 
     def __setstate__(self, state):
@@ -346,6 +358,7 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         "time_stretch": [Interval(Real, 0, 0.5, closed="left")],
         "tilt_shift": [Interval(Real, 0, None, closed="left")],
         "noise_snr": [Interval(Real, 0, None, closed="left")],
+        "consistency": [Interval(Real, 0, None, closed="left")],
         "time_shift": [Interval(Integral, 0, None, closed="left")],
         "time_mask": [Interval(Integral, 0, None, closed="left")],
         "freq_mask": [Interval(Integral, 0, None, closed="left")],
@@ -467,6 +480,11 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
                 "training windows, which a flattening head cannot take; use "
                 "module__head='global' or time_stretch=0"
             )
+        if self.consistency and self.mixup:
+            raise ValueError(
+                f"consistency={self.consistency} and mixup={self.mixup} cannot be "
+                "combined: a blended window has no second view; set one to 0"
+            )
         dataset_train = WindowDataset(
             X,
             y,
@@ -478,8 +496,16 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
             time_stretch=self.time_stretch,
             tilt_shift=self.tilt_shift,
             noise_snr=self.noise_snr,
+            pairs=bool(self.consistency),
             **augment,
         )
+        if self.consistency and not dataset_train.varies():
+            raise ValueError(
+                f"consistency={self.consistency} compares two augmentations of "
+                "each training window, but nothing is augmented: train on the "
+                "variants of MFCCTransformer(augment=K) or set tilt_shift, "
+                "noise_snr or time_stretch"
+            )
         if not len(valid):
             return dataset_train, None
         return dataset_train, WindowDataset(

@@ -47,6 +47,7 @@ OPTION_PATHS = {
             "time_stretch",
             "tilt_shift",
             "noise_snr",
+            "consistency",
             "precision",
             "channels_last",
         )

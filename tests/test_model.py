@@ -1112,3 +1112,85 @@ def test_real_recordings_train_on_their_real_windows(real_audio_dir, tmp_path):
     seen = sum(b["train_batch_size"] for b in batches if "train_batch_size" in b)
     assert seen == counts.sum()  # the clips' real windows, not 28.56 s of padding
     assert np.mean(pipe.predict(paths[~train]) == y[~train]) >= 0.8
+
+
+def test_js_divergence_matches_scipy_and_is_bounded():
+    from scipy.spatial.distance import jensenshannon
+
+    from genreclf._loop import js_divergence
+
+    rng = np.random.default_rng(0)
+    a = torch.from_numpy(rng.normal(size=(6, 4)) * 3)
+    b = torch.from_numpy(rng.normal(size=(6, 4)) * 3)
+    got = js_divergence(a, b).numpy()
+    pa, pb = torch.softmax(a, 1).numpy(), torch.softmax(b, 1).numpy()
+    want = jensenshannon(pa, pb, axis=1) ** 2  # scipy gives its square root
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(js_divergence(a, a).numpy(), 0.0, atol=1e-6)
+    np.testing.assert_allclose(got, js_divergence(b, a).numpy(), rtol=1e-6)
+    sure = torch.tensor([[50.0, 0.0], [0.0, 50.0]])
+    np.testing.assert_allclose(js_divergence(sure, sure.flip(1)), np.log(2), rtol=1e-5)
+
+
+def _clips_with_bands(X):
+    from genreclf._mfcc import mel_centres
+
+    clips = ClipFeatures(list(X))
+    clips.mel_hz = mel_centres(22050, 20)
+    return clips
+
+
+def test_pairs_read_the_same_windows_with_their_own_augmentation(data):
+    X, _ = data
+    clips = _clips_with_bands(X)
+    y = np.arange(len(X)) % 3
+    items = [0, 5, 9, 14]
+    torch.manual_seed(3)
+    plain = WindowDataset(clips, y, range(8), 12, 6, tilt_shift=6)[items]
+    torch.manual_seed(3)
+    pair = WindowDataset(clips, y, range(8), 12, 6, tilt_shift=6, pairs=True)[items]
+    assert len(plain) == 4 and len(pair) == 5
+    # the first view is what the dataset reads without pairs (same draws)
+    for got, want in zip(pair[:4], plain, strict=True):
+        if want is None:
+            assert got is None
+        else:
+            assert torch.equal(got, want)
+    second = pair[4]
+    assert second.shape == pair[0].shape and not torch.allclose(second, pair[0])
+    # without any augmentation the two views are the same windows
+    bare = WindowDataset(clips, y, range(8), 12, 6, pairs=True)[items]
+    assert torch.equal(bare[0], bare[4])
+    assert torch.equal(pair[3], bare[3])  # the same clips
+
+
+def test_consistency_pulls_the_answers_for_two_productions_together(data):
+    from genreclf._loop import js_divergence
+
+    X, y = data
+    clips = _clips_with_bands(X)
+    probe = WindowDataset(
+        clips, np.zeros(len(y), np.int64), range(len(y)), 12, 6, tilt_shift=8,
+        pairs=True,
+    )
+    spread = {}
+    for weight in (0.0, 20.0):
+        net = GenreNet(
+            **TINY, max_epochs=6, window=12, tilt_shift=8.0, consistency=weight,
+            random_state=0,
+        ).set_params(module__head="global").fit(clips, y)
+        assert net.predict_proba(clips).shape == (len(X), len(GENRES))
+        torch.manual_seed(1)
+        batch = probe[list(range(len(probe)))]
+        net.module_.eval()
+        with torch.no_grad():
+            a, b = net.module_(batch[0]), net.module_(batch[4])
+        spread[weight] = float(js_divergence(a, b).mean())
+    assert spread[20.0] < 0.7 * spread[0.0]
+    bare = GenreNet(**TINY, max_epochs=1, window=12, consistency=1.0)
+    with pytest.raises(ValueError, match="but nothing is augmented"):
+        bare.fit(X, y)
+    both = GenreNet(**TINY, max_epochs=1, window=12, consistency=1.0, mixup=0.2)
+    with pytest.warns(FutureWarning, match="mixup"):
+        with pytest.raises(ValueError, match="consistency=1.0 and mixup"):
+            both.fit(X, y)
