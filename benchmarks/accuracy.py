@@ -202,11 +202,13 @@ def load_data(args):
     return paths, y, list(cv.split(np.zeros(len(y)), y))
 
 
-def make_excerpts(paths, folder, seconds=EXCERPT_SECONDS):
-    """Write the middle ``seconds`` of every clip as a WAV file; return the paths.
+def make_excerpts(paths, folder, seconds=EXCERPT_SECONDS, at=0.5):
+    """Write ``seconds`` of every clip as a WAV file; return the paths.
 
-    An excerpt already in ``folder`` (same source path, size and time) is kept,
-    so that its MFCCs stay in the cache from one run to the next.
+    ``at`` places the excerpt: 0 at the start, 0.5 (the default) in the
+    middle, 1 at the end of the clip. An excerpt already in ``folder`` (same
+    source path, size, time and place) is kept, so that its MFCCs stay in the
+    cache from one run to the next.
     """
     import hashlib
 
@@ -221,14 +223,54 @@ def make_excerpts(paths, folder, seconds=EXCERPT_SECONDS):
     for path in paths:
         st = os.stat(path)
         ident = f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{seconds}"
+        if at != 0.5:  # middle excerpts keep the names they were cached under
+            ident += f"|{at}"
         digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
         target = folder / f"{Path(path).stem}-{digest}.wav"
         if not target.exists():
             wave = load_audio(path, sr=DEFAULT_SR)
-            start = max(0, (len(wave) - n) // 2)
+            start = int(max(0, len(wave) - n) * at)
             sf.write(target, wave[start : start + n], DEFAULT_SR, subtype="FLOAT")
         out.append(str(target))
     return np.array(out, dtype=object)
+
+
+def add_data_arguments(parser):
+    """Add ``--root`` and ``--cache``, read by the benchmarks on real recordings.
+
+    ``--root`` is the real recordings folder: ``$GENRECLF_REAL_AUDIO``, else
+    ``../shared/data`` beside the repository; ``--cache`` the MFCC cache and
+    the excerpts and changed clips written from the recordings
+    (``benchmarks/results/mfcc-cache``).
+    """
+    default_root = os.environ.get("GENRECLF_REAL_AUDIO") or str(
+        Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    )
+    parser.add_argument("--root", default=default_root, help="real recordings folder")
+    parser.add_argument(
+        "--cache", default=str(Path(__file__).parent / "results" / "mfcc-cache"),
+        help="MFCC cache, excerpts and changed clips",
+    )
+
+
+def member_hits(model, paths, y):
+    """Whether each net of a genreclf pipeline's ensemble alone names each clip right.
+
+    Returns a boolean array of shape (n_nets, n_clips); (0, n_clips) for a
+    model without nets (the baseline). The features are computed once and
+    every net reads them as the ensemble does.
+    """
+    nets = list(getattr(model.steps[-1][1], "estimators_", []) or [])
+    if not nets:
+        return np.zeros((0, len(y)), bool)
+    X = model[:-1].transform(np.asarray(paths, dtype=object))
+    classes = model.classes_
+    return np.array([classes[net.predict_proba(X).argmax(1)] == y for net in nets])
+
+
+def member_accuracy(model, paths, y):
+    """Accuracy of each net of the ensemble alone on ``paths`` (a list)."""
+    return [float(hits.mean()) for hits in member_hits(model, paths, y)]
 
 
 # -- the baseline -------------------------------------------------------------------

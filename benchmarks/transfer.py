@@ -220,25 +220,9 @@ def _fit(model, paths, y):
     return model
 
 
-def _members(model):
-    """The fitted nets of a genreclf pipeline (empty for the baseline)."""
-    ensemble = model.steps[-1][1]
-    return list(getattr(ensemble, "estimators_", []) or [])
-
 
 def _proba(model, paths):
     return model.predict_proba(np.asarray(paths, dtype=object))
-
-
-def _member_accuracy(model, paths, y):
-    """Accuracy of each net of the ensemble alone on ``paths``."""
-    nets = _members(model)
-    if not nets:
-        return []
-    front = model[:-1]
-    X = front.transform(np.asarray(paths, dtype=object))
-    classes = model.classes_
-    return [float(np.mean(classes[net.predict_proba(X).argmax(1)] == y)) for net in nets]
 
 
 # -- the two parts ------------------------------------------------------------------
@@ -266,7 +250,7 @@ def run_transfer(args, root, train_paths, train_y):
             pred = model.classes_[top[:, 0]]
             entry["by_length"][length] = {
                 "accuracy": float(np.mean(pred == y)),
-                "members": _member_accuracy(model, clips, y),
+                "members": accuracy.member_accuracy(model, clips, y),
                 "top3": [
                     [(str(model.classes_[j]), float(p[j])) for j in t]
                     for t, p in zip(top, proba)
@@ -368,13 +352,7 @@ def print_confusions(y, called, top=4):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    default_root = os.environ.get("GENRECLF_REAL_AUDIO") or str(
-        Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    )
-    parser.add_argument("--root", default=default_root, help="real recordings folder")
-    parser.add_argument(
-        "--cache", default=str(Path(__file__).parent / "results" / "mfcc-cache")
-    )
+    accuracy.add_data_arguments(parser)
     parser.add_argument("--folds", type=int, default=5, help="0: transfer only")
     parser.add_argument("--members", type=int, default=5, help="nets per ensemble")
     parser.add_argument(

@@ -142,7 +142,9 @@ OPTIONS = {
     "preset": _opt(
         "--preset",
         default="default",
-        help="build_pipeline preset: default or reference (default: default)",
+        help="build_pipeline preset: default, matched (music produced like the "
+        "training clips), robust (music produced otherwise) or reference "
+        "(default: default)",
     ),
     "n_members": _opt(
         "--n-members",

@@ -80,7 +80,7 @@ def test_reference_preset_is_the_study():
     }
     assert {key: params[key] for key in expected} == expected
     assert MFCCTransformer().n_frames() == 1230
-    assert set(PRESETS) == {"default", "reference", "demo"}
+    assert set(PRESETS) == {"default", "matched", "robust", "reference", "demo"}
 
 
 def test_demo_preset_is_the_default_with_the_demo_options():
@@ -307,20 +307,37 @@ def test_model_with_other_feature_settings_than_the_data_is_refused(fitted, demo
         other.predict(paths[:2])
 
 
-def test_a_fixed_duration_turns_the_presets_augmentation_off(monkeypatch):
+def test_matched_and_robust_presets_are_the_default_with_their_training():
+    default = PRESETS["default"]
+    assert PRESETS["matched"] == {**default, "augment": 0, "max_epochs": 12}
+    assert PRESETS["robust"] == {
+        **default,
+        "augment": 3,
+        "max_epochs": 20,
+        "tilt_shift": 8.0,
+        "time_stretch": 0.08,
+    }
+    matched = build_pipeline("matched").get_params()
+    assert matched["mfcc__augment"] == 0 and matched["ensemble__net__max_epochs"] == 12
+    assert matched["ensemble__net__tilt_shift"] == 0
+    robust = build_pipeline("robust", max_epochs=5).get_params()
+    assert robust["mfcc__augment"] == 3 and robust["ensemble__net__max_epochs"] == 5
+    assert robust["ensemble__net__tilt_shift"] == 8.0
+    assert robust["ensemble__net__time_stretch"] == 0.08
+
+
+def test_a_fixed_duration_turns_the_presets_augmentation_off():
     assert build_pipeline().get_params()["mfcc__augment"] == 6
     params = build_pipeline(duration=3.0).get_params()
     assert params["mfcc__duration"] == 3.0 and params["mfcc__augment"] == 0
-    # A preset with the on-the-fly changes: the options that leave them no
+    # The preset with the on-the-fly changes: the options that leave them no
     # place turn them off, as a fixed duration does augment.
-    robust = {**PRESETS["default"], "tilt_shift": 8.0, "time_stretch": 0.08}
-    monkeypatch.setitem(PRESETS, "robust", robust)
     params = build_pipeline("robust", duration=3.0).get_params()
     # a dense array per clip does not know its mel bands: no tilt on it
     assert params["ensemble__net__tilt_shift"] == 0
     assert params["ensemble__net__time_stretch"] == 0.08  # any width will do
     logmel = build_pipeline("robust", features="logmel").get_params()
-    assert logmel["ensemble__net__tilt_shift"] == 0 and logmel["mfcc__augment"] == 6
+    assert logmel["ensemble__net__tilt_shift"] == 0 and logmel["mfcc__augment"] == 3
     flat = build_pipeline("robust", head="flatten").get_params()
     assert flat["ensemble__net__time_stretch"] == 0
     assert flat["ensemble__net__tilt_shift"] == 8.0

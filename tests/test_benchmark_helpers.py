@@ -1,0 +1,58 @@
+"""benchmarks/accuracy.py's helpers that selection.py, transfer.py and combine.py share."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def accuracy():
+    spec = importlib.util.spec_from_file_location("accuracy", BENCHMARKS / "accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["accuracy"] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("accuracy", None)
+
+
+def test_excerpts_start_where_asked_and_middle_ones_keep_their_names(accuracy, tmp_path):
+    sr = 22050
+    ramp = np.arange(10 * sr, dtype=np.float32) / (10 * sr)  # the value tells the time
+    source = tmp_path / "ramp.wav"
+    sf.write(source, ramp, sr, subtype="FLOAT")
+    out = tmp_path / "excerpts"
+    middle = accuracy.make_excerpts([str(source)], out, 2.0)[0]
+    again = accuracy.make_excerpts([str(source)], out, 2.0, 0.5)[0]
+    early = accuracy.make_excerpts([str(source)], out, 2.0, 0.2)[0]
+    late = accuracy.make_excerpts([str(source)], out, 2.0, 1.0)[0]
+    assert middle == again  # the default place is the middle, cached under one name
+    assert len({middle, early, late}) == 3
+    room = 8 * sr  # samples a 2 s excerpt can start at
+    for path, at in ((middle, 0.5), (early, 0.2), (late, 1.0)):
+        wave, rate = sf.read(path, dtype="float32")
+        assert rate == sr and len(wave) == 2 * sr
+        np.testing.assert_allclose(wave[0], ramp[int(room * at)], atol=1e-6)
+
+
+def test_member_hits_score_each_net_alone(accuracy, tiny_demo):
+    from genreclf import build_pipeline
+
+    _, paths, y = tiny_demo
+    paths, y = np.asarray(paths, dtype=object), np.asarray(y)
+    pipe = build_pipeline(
+        "demo", n_members=2, random_state=0, max_epochs=1, augment=0,
+        filters=(4,), dense=8, valid_size=0,
+    ).fit(paths, y)
+    hits = accuracy.member_hits(pipe, paths[:6], y[:6])
+    assert hits.shape == (2, 6) and hits.dtype == bool
+    X = pipe[:-1].transform(paths[:6])
+    for net, row in zip(pipe.steps[-1][1].estimators_, hits, strict=True):
+        called = pipe.classes_[net.predict_proba(X).argmax(1)]
+        np.testing.assert_array_equal(row, called == y[:6])
+    assert accuracy.member_accuracy(pipe, paths[:6], y[:6]) == list(hits.mean(axis=1))
