@@ -90,10 +90,12 @@ def _build(args):
 _MALLOC_COMMANDS = ("train", "search", "evaluate", "predict")
 
 
-def _malloc_tags(args):
-    """The allocator settings the command applied, as run tags."""
+def _run_tags(args):
+    """The preset and the allocator settings the command applied, as run tags."""
     applied = getattr(args, "malloc_settings", None) or {}
-    return {f"genreclf.malloc.{name}": str(value) for name, value in applied.items()}
+    tags = {f"genreclf.malloc.{name}": str(value) for name, value in applied.items()}
+    tags["genreclf.preset"] = args.preset
+    return tags
 
 
 def _cmd_train(args):
@@ -123,7 +125,7 @@ def _cmd_train(args):
             log_model=args.log_model,
             progress=args.progress and args.verbose < 2,  # -v: tables of epochs
             check_server=False,
-            tags=_malloc_tags(args),
+            tags=_run_tags(args),
         )
     except (KeyboardInterrupt, TrainingInterrupted) as exc:
         _report_interrupted(exc, checkpoints)

@@ -256,7 +256,7 @@ def test_train_with_test_size_zero_trains_on_every_file(tiny_demo, module_mlflow
     """``--test-size 0`` ("0: none"): no held-out part, no evaluation."""
     folder = tiny_demo[0]
     argv = ["train", "--data", str(folder), "--test-size", "0", "--n-members", "1"]
-    result = _run([*argv, "--no-model", *TINY])
+    result = _run([*argv, "--no-model", "--preset", "matched", *TINY])
     assert result.code == 0, result.err
     run_id = re.search(r"^run (\w+) \(train\)", result.out, re.M).group(1)
     run = mlflow.MlflowClient().get_run(run_id)
@@ -264,6 +264,7 @@ def test_train_with_test_size_zero_trains_on_every_file(tiny_demo, module_mlflow
     assert run.data.params["data.training.n_clips"] == "32"  # the whole folder
     assert "data.evaluation.n_clips" not in run.data.params
     assert "eval_accuracy" not in run.data.metrics
+    assert run.data.tags["genreclf.preset"] == "matched"  # the preset it started from
 
 
 def test_train_names_a_genre_with_a_single_file(
@@ -606,6 +607,7 @@ def test_mlflow_run_main_entry_point(module_mlflow, tiny_demo):
     assert run.data.params["ensemble__n_members"] == "2"  # genreclf's, same run
     assert "eval_accuracy" in run.data.metrics
     assert run.data.tags["genreclf.model_uri"].startswith("models:/")
+    assert run.data.tags["genreclf.preset"] == "default"  # which preset it started from
     members = client.search_runs(
         [run.info.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'",
