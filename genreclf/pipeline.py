@@ -154,14 +154,15 @@ PRESETS["demo"] = {**PRESETS["default"], **DEMO_OPTIONS}
 # codec): the default without production variants, 12 epochs. On GTZAN's
 # held-out clips it is 8-11 points above the default (report part, five nets:
 # 0.82 / 0.68 / 0.66 whole / 3 s / 2 s against 0.72 / 0.60 / 0.55), and it
-# loses 12-50 points under mp3, a tilt EQ and noise, and on other recordings
-# (docs/results.rst, "Three presets").
+# loses 23-50 points under mp3, a tilt EQ and noise (one net per fold) and
+# names fewer other recordings than the baseline (docs/results.rst, "Three
+# presets").
 PRESETS["matched"] = {**PRESETS["default"], "augment": 0, "max_epochs": 12}
 # Music produced unlike the training clips: three production variants for 20
 # epochs (the default until stop 20), a fresh tilt EQ for every training
 # window and half of the mini-batches stretched in time. Five nets per
 # robustness fold lose at most 5 points under every change of the robustness
-# table, for 14-16 points on GTZAN's held-out clips.
+# table, for 16 points on GTZAN's held-out clips (4 on 2-3 s excerpts).
 PRESETS["robust"] = {
     **PRESETS["default"],
     "augment": 3,
