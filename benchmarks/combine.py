@@ -120,35 +120,33 @@ def run_part(args, part):
     columns, y, splits = clips_and_splits(Path(args.root), args.cache, part)
     first = next(iter(columns))
     members = args.members or (1 if part == "robust" else 5)
-    names = ("default", "matched")
-    logp = {m: {c: np.zeros((len(y), 0)) for c in columns} for m in names}
+    classes = np.unique(y)  # the order of every model's columns of probabilities
+    logp = {
+        preset: {c: np.zeros((len(y), len(classes))) for c in columns}
+        for preset in ("default", "matched")
+    }
     gate = {c: np.zeros(len(y)) for c in columns}
     tested = np.zeros(len(y), bool)
     for k, (train, test) in enumerate(splits):
-        for name in names:
-            preset = "default" if name == "default" else "matched"
+        for preset in logp:
             model = build_pipeline(
                 preset, memory=args.cache, random_state=transfer.SEED, n_members=members
             )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 model.fit(columns[first][train], y[train])
-            classes = model.classes_
-            for column, clips in columns.items():
-                if logp[name][column].shape[1] == 0:
-                    logp[name][column] = np.zeros((len(y), len(classes)))
-                proba = model.predict_proba(clips[test])
-                logp[name][column][test] = np.log(np.clip(proba, 1e-9, 1.0))
-            if name == "default":  # its features: the training variants, the scale
-                front = model[:-1]
+            detector = None
+            if preset == "default":  # its features: the training variants, the scale
                 mfcc = clone(model.named_steps["mfcc"])
                 variants = mfcc.fit_transform(columns[first][train], y[train])
                 detector = fit_detector(model.named_steps["scale"].transform(variants))
-                for column, clips in columns.items():
-                    X = front.transform(clips[test])
-                    for j, i in enumerate(test):
-                        stats = window_stats(X.clip(j)[0])
-                        gate[column][i] = detector.predict_proba(stats)[:, 1].mean()
+            for column, clips in columns.items():
+                X = model[:-1].transform(clips[test])  # once for the nets and the gate
+                proba = model.steps[-1][1].predict_proba(X)
+                logp[preset][column][test] = np.log(np.clip(proba, 1e-9, 1.0))
+                for j, i in enumerate(test if detector is not None else ()):
+                    stats = window_stats(X.clip(j)[0])
+                    gate[column][i] = detector.predict_proba(stats)[:, 1].mean()
         tested[test] = True
         transfer._log(f"{part}: split {k + 1}/{len(splits)} done")
     print(f"\n{part}: {members} net(s) per model; accuracy"

@@ -220,7 +220,6 @@ def _fit(model, paths, y):
     return model
 
 
-
 def _proba(model, paths):
     return model.predict_proba(np.asarray(paths, dtype=object))
 
