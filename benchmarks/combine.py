@@ -24,7 +24,7 @@ Two parts, the same clips and models as the other benchmarks:
 
 Usage::
 
-    python benchmarks/combine.py                  # both parts, about 7 min on two cores
+    python benchmarks/combine.py                  # both parts, about 6.5 min on two cores
     python benchmarks/combine.py --part report    # one part
 
 The recordings folder is ``$GENRECLF_REAL_AUDIO``, else ``../shared/data``.
