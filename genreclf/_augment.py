@@ -2,11 +2,15 @@
 
 The training augmentation of ``MFCCTransformer(augment=K)``: every training
 clip gets ``K`` extra versions, each the clip's waveform after one random
-:func:`production_change` (a speed change, an equalisation, noise, a lossy
-re-encoding and a gain), so that the net learns the music rather than how
-one studio or one codec made it. The changes are drawn from a generator
-seeded by (``augment_seed``, the variant, the file), so a variant is the same
-in every process and is computed, and cached, once.
+:func:`production_change`, so that the net learns the music rather than how
+one studio or one codec made it. Two recipes (``augment_recipe``):
+``"single"`` makes one change per version (a speed change, a tempo change,
+a tilt EQ, a low- or high-pass, noise or an MP3 re-encoding, drawn
+uniformly) and a gain; ``"stacked"`` draws each of them with its own
+probability, so that most versions carry several at once. The changes are
+drawn from a generator seeded by (``augment_seed``, the variant, the file,
+the recipe), so a variant is the same in every process and is computed, and
+cached, once.
 
 Light on purpose (NumPy, SciPy and soundfile): joblib workers import it.
 Everything here is private.
@@ -21,6 +25,12 @@ import numpy as np
 #: Bump when the recipe changes: cached variants of an old recipe are ignored.
 AUGMENT_VERSION = 2
 
+#: ``MFCCTransformer(augment_recipe=...)``: how a version's changes are drawn.
+RECIPES = ("single", "stacked")
+#: Each recipe draws from its own stream of random numbers (any numbers will
+#: do; these are the ones its measurements in docs/results.rst were made with).
+RECIPE_STREAMS = {"stacked": AUGMENT_VERSION, "single": 102}
+
 #: Ranges of the random changes (uniform unless said otherwise).
 SPEED = (0.94, 1.06)  # playback speed (tempo and pitch together), p=0.25
 STRETCH = (0.94, 1.06)  # tempo alone (phase vocoder, pitch kept), p=0.25
@@ -33,7 +43,7 @@ MP3_QUALITY = (0.5, 1.0)  # soundfile's compression_level (1: smallest), p=0.3
 GAIN_DB = (-20.0, 6.0)  # always
 
 
-def variant_rng(seed, variant, path):
+def variant_rng(seed, variant, path, recipe="stacked"):
     """Return the generator of one variant of one file, the same in every process.
 
     Parameters
@@ -44,11 +54,14 @@ def variant_rng(seed, variant, path):
         1 to K.
     path : str
         The audio file (its absolute path is hashed).
+    recipe : {"stacked", "single"}, default="stacked"
+        The recipe the generator is for (:data:`RECIPE_STREAMS`).
     """
     import os
 
     ident = zlib.crc32(os.path.abspath(path).encode("utf-8", "surrogatepass"))
-    return np.random.default_rng([int(seed), int(variant), ident, AUGMENT_VERSION])
+    stream = RECIPE_STREAMS[recipe]
+    return np.random.default_rng([int(seed), int(variant), ident, stream])
 
 
 def change_speed(y, factor):
@@ -135,8 +148,12 @@ def reencode_mp3(y, sr, quality):
     return out / np.float32(scale)
 
 
-def production_change(y, sr, rng):
+def production_change(y, sr, rng, recipe="stacked"):
     """One random change of production of a mono waveform.
+
+    ``recipe="stacked"``: several changes, each with its own probability,
+    described below. ``recipe="single"``: one of them, drawn uniformly
+    (:func:`one_change`), then the gain.
 
     In this order, each with its probability (the constants of this module):
     a speed change (tempo and pitch) or a tempo change alone, an
@@ -151,6 +168,8 @@ def production_change(y, sr, rng):
         Its sampling rate.
     rng : numpy.random.Generator
         The variant's generator (:func:`variant_rng`).
+    recipe : {"stacked", "single"}, default="stacked"
+        See :data:`RECIPES`.
 
     Returns
     -------
@@ -158,6 +177,10 @@ def production_change(y, sr, rng):
         The changed waveform (a speed change alters its length).
     """
     y = np.asarray(y, dtype=np.float32)
+    if recipe == "single":
+        return _gain(one_change(y, sr, rng), rng)
+    if recipe != "stacked":
+        raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
     tempo = rng.random()
     if tempo < 0.25:
         y = change_speed(y, rng.uniform(*SPEED))
@@ -174,5 +197,37 @@ def production_change(y, sr, rng):
         y = add_noise(y, rng.uniform(*SNR_DB), rng)
     if rng.random() < 0.3 and y.shape[0] >= 1152:
         y = reencode_mp3(y, sr, rng.uniform(*MP3_QUALITY))
+    return _gain(y, rng)
+
+
+def one_change(y, sr, rng):
+    """One change of production, its kind and size drawn from ``rng``.
+
+    The six kinds are equally likely: a speed change, a tempo change alone,
+    a tilt EQ, a low-pass or a high-pass (even odds), white noise, an MP3
+    re-encoding; each over the range of this module's constants. Measured
+    against :func:`production_change`'s stacked draws in docs/results.rst
+    ("One change per variant").
+    """
+    kind = int(rng.integers(6))
+    if kind == 0:
+        return change_speed(y, rng.uniform(*SPEED))
+    if kind == 1:
+        return stretch_tempo(y, rng.uniform(*STRETCH))
+    if kind == 2:
+        return equalize(y, sr, rng.uniform(*TILT_DB_PER_OCTAVE))
+    if kind == 3:
+        if rng.random() < 0.5 and LOWPASS_HZ[1] < sr / 2:
+            return equalize(y, sr, lowpass=rng.uniform(*LOWPASS_HZ))
+        return equalize(y, sr, highpass=rng.uniform(*HIGHPASS_HZ))
+    if kind == 4:
+        return add_noise(y, rng.uniform(*SNR_DB), rng)
+    if y.shape[0] >= 1152:
+        return reencode_mp3(y, sr, rng.uniform(*MP3_QUALITY))
+    return y
+
+
+def _gain(y, rng):
+    """``y`` at a random gain of :data:`GAIN_DB`, float32 and contiguous."""
     y = y * np.float32(10.0 ** (rng.uniform(*GAIN_DB) / 20.0))
     return np.ascontiguousarray(y, dtype=np.float32)

@@ -142,8 +142,9 @@ OPTIONS = {
     "preset": _opt(
         "--preset",
         default="default",
-        help="build_pipeline preset: default, matched (music produced like the "
-        "training clips), robust (music produced otherwise) or reference "
+        help="build_pipeline preset: default (music from elsewhere), matched "
+        "(music produced like the training clips), robust (stop 22's robust "
+        "configuration, kept for its measured figures) or reference "
         "(default: default)",
     ),
     "n_members": _opt(

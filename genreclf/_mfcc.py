@@ -464,7 +464,14 @@ def clip_mfcc(path, params, mfcc=None):
 
 
 def extract_task(
-    path, entry, params, mfcc=None, variants=(), augment_seed=0, keep=True
+    path,
+    entry,
+    params,
+    mfcc=None,
+    variants=(),
+    augment_seed=0,
+    keep=True,
+    augment_recipe="stacked",
 ):
     """Compute one clip's features (and variants), caching them when asked.
 
@@ -489,6 +496,8 @@ def extract_task(
         False: an output written to its entry is returned as its shape
         ``(n_rows, n_frames)`` rather than as an array, so that the caller
         holds no features.
+    augment_recipe : {"stacked", "single"}, default="stacked"
+        How the variants' changes are drawn (:data:`genreclf._augment.RECIPES`).
 
     Returns
     -------
@@ -508,8 +517,10 @@ def extract_task(
             else:
                 from genreclf import _augment
 
-                rng = _augment.variant_rng(augment_seed, j, path)
-                changed = _augment.production_change(y, params["sr"], rng)
+                rng = _augment.variant_rng(augment_seed, j, path, augment_recipe)
+                changed = _augment.production_change(
+                    y, params["sr"], rng, augment_recipe
+                )
                 outs.append(waveform_features(changed, params, mfcc))
     except AudioLoadError as exc:
         return None, exc.reason, None
@@ -531,7 +542,9 @@ def extract_task(
     return (outs[0] if single else outs), None, problem
 
 
-def extract_batch(items, params, mfcc=None, augment_seed=0, keep=True):
+def extract_batch(
+    items, params, mfcc=None, augment_seed=0, keep=True, augment_recipe="stacked"
+):
     """Run :func:`extract_task` over ``[(path, entry), ...]`` with one BLAS thread.
 
     An item may also be ``(path, entry, variants)``. Small matrix products
@@ -550,6 +563,7 @@ def extract_batch(items, params, mfcc=None, augment_seed=0, keep=True):
                 variants=item[2] if len(item) > 2 else (),
                 augment_seed=augment_seed,
                 keep=keep,
+                augment_recipe=augment_recipe,
             )
             for item in items
         ]

@@ -99,7 +99,14 @@ def extract(paths, params, n_frames, memory=None, n_jobs=None, verbose=0):
 
 
 def extract_clips(
-    paths, params, memory=None, n_jobs=None, verbose=0, augment=0, augment_seed=0
+    paths,
+    params,
+    memory=None,
+    n_jobs=None,
+    verbose=0,
+    augment=0,
+    augment_seed=0,
+    augment_recipe="stacked",
 ):
     """Features of ``paths`` at their real length, as a :class:`ClipFeatures`.
 
@@ -120,6 +127,8 @@ def extract_clips(
         Extra variants per clip (``MFCCTransformer(augment=...)``).
     augment_seed : int, default=0
         Their seed.
+    augment_recipe : {"stacked", "single"}, default="stacked"
+        How their changes are drawn (``MFCCTransformer(augment_recipe=...)``).
 
     Returns
     -------
@@ -146,6 +155,8 @@ def extract_clips(
                 "augment_version": AUGMENT_VERSION,
                 "augment_seed": int(augment_seed),
             }
+            if augment_recipe != "stacked":  # stacked entries keep their names
+                aug["augment_recipe"] = augment_recipe
             folders[1:] = [_mfcc_cache.cache_dir(location, aug, 5)] * augment
     found = {}  # path -> [source per variant]: an entry path or an array
     widths = {}  # path -> [width per variant]
@@ -173,7 +184,7 @@ def extract_clips(
     missing_of = {path: missing for path, _, missing in todo}
     keep = location is None
     for path, (outs, error, _) in _drive(
-        todo, params, n_jobs, verbose, folders[0], keep, augment_seed
+        todo, params, n_jobs, verbose, folders[0], keep, (augment_seed, augment_recipe)
     ):
         if error is not None:
             failures[path] = error
@@ -198,7 +209,7 @@ def extract_clips(
     return ClipFeatures._from_parts(store, frames, rows), failures
 
 
-def _drive(todo, params, n_jobs, verbose, folder, keep=True, augment_seed=0):
+def _drive(todo, params, n_jobs, verbose, folder, keep=True, augment=(0, "stacked")):
     """:func:`_run` with a progress bar and the warning of an unwritable cache."""
     cache_problem = None
     bar = None
@@ -207,7 +218,7 @@ def _drive(todo, params, n_jobs, verbose, folder, keep=True, augment_seed=0):
 
         bar = tqdm(total=len(todo), desc="MFCC", unit="clip", leave=False)
     try:
-        for path, result in _run(todo, params, n_jobs, keep, augment_seed):
+        for path, result in _run(todo, params, n_jobs, keep, augment):
             if result[2] is not None and cache_problem is None:
                 cache_problem = result[2]
             if bar is not None:
@@ -225,12 +236,14 @@ def _drive(todo, params, n_jobs, verbose, folder, keep=True, augment_seed=0):
         )
 
 
-def _run(todo, params, n_jobs, keep=True, augment_seed=0):
+def _run(todo, params, n_jobs, keep=True, augment=(0, "stacked")):
     """Yield ``(path, (output, error, cache_problem))`` as clips finish.
 
     ``todo`` holds ``(path, entry)`` or ``(path, entry, variants)`` items
-    (see :func:`genreclf._mfcc.extract_task`).
+    (see :func:`genreclf._mfcc.extract_task`); ``augment`` is the variants'
+    ``(augment_seed, augment_recipe)``.
     """
+    seed, recipe = augment
     if not todo:
         return
     from joblib import Parallel, delayed, effective_n_jobs
@@ -245,13 +258,13 @@ def _run(todo, params, n_jobs, keep=True, augment_seed=0):
         for batch in batches:
             if not entries_ok:  # the cache is not writable: stop trying
                 batch = [_without_entries(item) for item in batch]
-            results = _mfcc.extract_batch(batch, params, kernel, augment_seed, keep)
+            results = _mfcc.extract_batch(batch, params, kernel, seed, keep, recipe)
             for item, result in zip(batch, results, strict=True):
                 entries_ok = entries_ok and result[2] is None
                 yield item[0], result
         return
     outputs = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_mfcc.extract_batch)(batch, params, kernel, augment_seed, keep)
+        delayed(_mfcc.extract_batch)(batch, params, kernel, seed, keep, recipe)
         for batch in batches
     )
     for batch, results in zip(batches, outputs, strict=True):

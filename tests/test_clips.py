@@ -638,6 +638,67 @@ def test_production_changes_do_what_they_say():
     np.testing.assert_array_equal(one, two)
     assert one.dtype == np.float32 and np.isfinite(one).all()
     assert abs(one.size / y.size - 1) <= 0.061
+    with pytest.raises(ValueError, match="recipe"):
+        _augment.production_change(y, sr, _augment.variant_rng(0, 1, "x"), "mixed")
+
+
+def test_single_recipe_makes_one_change_of_every_kind(monkeypatch):
+    """augment_recipe="single": each variant one change (and a gain), six kinds."""
+    calls = []
+
+    def record(name):
+        def change(y, *args, **kwargs):
+            if name == "equalize":  # which of its three changes
+                tilt = args[1] if len(args) > 1 else kwargs.get("tilt", 0.0)
+                lowpass = args[2] if len(args) > 2 else kwargs.get("lowpass")
+                name_ = "tilt" if tilt else "lowpass" if lowpass else "highpass"
+                calls[-1].append(name_)
+            else:
+                calls[-1].append(name)
+            return y
+
+        return change
+
+    changes = ("change_speed", "stretch_tempo", "equalize", "add_noise", "reencode_mp3")
+    for name in changes:
+        monkeypatch.setattr(_augment, name, record(name))
+    y = _music(1.0)
+    for recipe in ("single", "stacked"):
+        for variant in range(1, 121):
+            calls.append([recipe])
+            out = _augment.production_change(
+                y, 22050, _augment.variant_rng(0, variant, "x.wav"), recipe
+            )
+            assert out.dtype == np.float32 and out.shape == y.shape
+    single = [c[1:] for c in calls if c[0] == "single"]
+    stacked = [c[1:] for c in calls if c[0] == "stacked"]
+    assert all(len(c) == 1 for c in single)
+    kinds = {c[0] for c in single}
+    assert kinds == {
+        "change_speed", "stretch_tempo", "tilt", "lowpass", "highpass", "add_noise",
+        "reencode_mp3",
+    }
+    # the stacked recipe carries several changes in most variants
+    assert np.mean([len(c) > 1 for c in stacked]) > 0.5
+
+
+def test_augment_recipes_are_cached_apart(ragged, tmp_path):
+    kw = {"duration": None, "augment": 1, "augment_seed": 4, "memory": tmp_path}
+    single = MFCCTransformer(**kw).fit_transform(ragged[:3])
+    stacked = MFCCTransformer(**kw, augment_recipe="stacked").fit_transform(ragged[:3])
+    fresh = MFCCTransformer(
+        duration=None, augment=1, augment_seed=4, augment_recipe="stacked"
+    ).fit_transform(ragged[:3])
+    for i in range(3):
+        np.testing.assert_array_equal(single.clip(i, 0), stacked.clip(i, 0))
+        np.testing.assert_allclose(stacked.clip(i, 1), fresh.clip(i, 1), atol=1e-5)
+    assert any(
+        single.variant_frames[i, 1] != stacked.variant_frames[i, 1]
+        or not np.allclose(single.clip(i, 1), stacked.clip(i, 1))
+        for i in range(3)
+    )
+    with pytest.raises(ValueError, match="augment_recipe"):
+        MFCCTransformer(**kw, augment_recipe="mixed").fit_transform(ragged[:1])
 
 
 # -- real recordings -------------------------------------------------------------

@@ -309,10 +309,21 @@ def test_model_with_other_feature_settings_than_the_data_is_refused(fitted, demo
 
 def test_matched_and_robust_presets_are_the_default_with_their_training():
     default = PRESETS["default"]
-    assert PRESETS["matched"] == {**default, "augment": 0, "max_epochs": 12}
+    assert default["augment_recipe"] == "single"
+    assert (default["tilt_shift"], default["time_stretch"]) == (6.0, 0.08)
+    # matched: no production changes at all, neither variants nor on the fly
+    assert PRESETS["matched"] == {
+        **default,
+        "augment": 0,
+        "max_epochs": 12,
+        "tilt_shift": 0.0,
+        "time_stretch": 0.0,
+    }
+    # robust: the stacked variants it was measured with
     assert PRESETS["robust"] == {
         **default,
         "augment": 3,
+        "augment_recipe": "stacked",
         "max_epochs": 20,
         "tilt_shift": 8.0,
         "time_stretch": 0.08,
@@ -320,8 +331,13 @@ def test_matched_and_robust_presets_are_the_default_with_their_training():
     matched = build_pipeline("matched").get_params()
     assert matched["mfcc__augment"] == 0 and matched["ensemble__net__max_epochs"] == 12
     assert matched["ensemble__net__tilt_shift"] == 0
+    assert matched["ensemble__net__time_stretch"] == 0
     robust = build_pipeline("robust", max_epochs=5).get_params()
     assert robust["mfcc__augment"] == 3 and robust["ensemble__net__max_epochs"] == 5
+    assert robust["mfcc__augment_recipe"] == "stacked"
+    assert build_pipeline(augment_recipe="stacked").get_params()[
+        "mfcc__augment_recipe"
+    ] == "stacked"
     assert robust["ensemble__net__tilt_shift"] == 8.0
     assert robust["ensemble__net__time_stretch"] == 0.08
 
