@@ -29,7 +29,7 @@ The perturbed clips and excerpts are written once (float WAV, or mp3) under
 
 Usage::
 
-    python benchmarks/transfer.py                     # ~8.5 min on two cores (empty cache)
+    python benchmarks/transfer.py                     # ~8.4 min on two cores (empty cache)
     python benchmarks/transfer.py --folds 0           # transfer only
     python benchmarks/transfer.py --option n_mfcc=20  # a variant of the default
     python benchmarks/transfer.py --no-transfer       # robustness only
