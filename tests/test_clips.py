@@ -701,6 +701,23 @@ def test_augment_recipes_are_cached_apart(ragged, tmp_path):
         MFCCTransformer(**kw, augment_recipe="mixed").fit_transform(ragged[:1])
 
 
+class _OldTransformer(MFCCTransformer):
+    """MFCCTransformer as pickled before ``augment_recipe`` existed."""
+
+    def __reduce__(self):
+        state = dict(self.__dict__)
+        del state["augment_recipe"]
+        return (MFCCTransformer.__new__, (MFCCTransformer,), state)
+
+
+def test_a_transformer_pickled_before_augment_recipe_refits_stacked():
+    old = pickle.loads(pickle.dumps(_OldTransformer(augment=2, duration=None)))
+    assert type(old) is MFCCTransformer
+    assert old.get_params()["augment_recipe"] == "stacked"
+    assert old.get_params()["augment"] == 2
+    assert MFCCTransformer().augment_recipe == "single"
+
+
 # -- real recordings -------------------------------------------------------------
 
 
