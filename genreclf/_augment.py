@@ -25,11 +25,11 @@ import numpy as np
 #: Bump when the recipe changes: cached variants of an old recipe are ignored.
 AUGMENT_VERSION = 2
 
-#: ``MFCCTransformer(augment_recipe=...)``: how a version's changes are drawn.
-RECIPES = ("single", "stacked")
-#: Each recipe draws from its own stream of random numbers (any numbers will
-#: do; these are the ones its measurements in docs/results.rst were made with).
-RECIPE_STREAMS = {"stacked": AUGMENT_VERSION, "single": 102}
+#: The recipes of ``MFCCTransformer(augment_recipe=...)`` (how a version's
+#: changes are drawn), each with its own stream of random numbers (any numbers
+#: will do; these are the ones its measurements in docs/results.rst used).
+RECIPE_STREAMS = {"single": 102, "stacked": AUGMENT_VERSION}
+RECIPES = tuple(RECIPE_STREAMS)
 
 #: Ranges of the random changes (uniform unless said otherwise).
 SPEED = (0.94, 1.06)  # playback speed (tempo and pitch together), p=0.25

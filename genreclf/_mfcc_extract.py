@@ -184,7 +184,14 @@ def extract_clips(
     missing_of = {path: missing for path, _, missing in todo}
     keep = location is None
     for path, (outs, error, _) in _drive(
-        todo, params, n_jobs, verbose, folders[0], keep, (augment_seed, augment_recipe)
+        todo,
+        params,
+        n_jobs,
+        verbose,
+        folders[0],
+        keep,
+        augment_seed=augment_seed,
+        augment_recipe=augment_recipe,
     ):
         if error is not None:
             failures[path] = error
@@ -209,7 +216,16 @@ def extract_clips(
     return ClipFeatures._from_parts(store, frames, rows), failures
 
 
-def _drive(todo, params, n_jobs, verbose, folder, keep=True, augment=(0, "stacked")):
+def _drive(
+    todo,
+    params,
+    n_jobs,
+    verbose,
+    folder,
+    keep=True,
+    augment_seed=0,
+    augment_recipe="stacked",
+):
     """:func:`_run` with a progress bar and the warning of an unwritable cache."""
     cache_problem = None
     bar = None
@@ -218,7 +234,9 @@ def _drive(todo, params, n_jobs, verbose, folder, keep=True, augment=(0, "stacke
 
         bar = tqdm(total=len(todo), desc="MFCC", unit="clip", leave=False)
     try:
-        for path, result in _run(todo, params, n_jobs, keep, augment):
+        for path, result in _run(
+            todo, params, n_jobs, keep, augment_seed, augment_recipe
+        ):
             if result[2] is not None and cache_problem is None:
                 cache_problem = result[2]
             if bar is not None:
@@ -236,14 +254,12 @@ def _drive(todo, params, n_jobs, verbose, folder, keep=True, augment=(0, "stacke
         )
 
 
-def _run(todo, params, n_jobs, keep=True, augment=(0, "stacked")):
+def _run(todo, params, n_jobs, keep=True, augment_seed=0, augment_recipe="stacked"):
     """Yield ``(path, (output, error, cache_problem))`` as clips finish.
 
     ``todo`` holds ``(path, entry)`` or ``(path, entry, variants)`` items
-    (see :func:`genreclf._mfcc.extract_task`); ``augment`` is the variants'
-    ``(augment_seed, augment_recipe)``.
+    (see :func:`genreclf._mfcc.extract_task`).
     """
-    seed, recipe = augment
     if not todo:
         return
     from joblib import Parallel, delayed, effective_n_jobs
@@ -258,13 +274,17 @@ def _run(todo, params, n_jobs, keep=True, augment=(0, "stacked")):
         for batch in batches:
             if not entries_ok:  # the cache is not writable: stop trying
                 batch = [_without_entries(item) for item in batch]
-            results = _mfcc.extract_batch(batch, params, kernel, seed, keep, recipe)
+            results = _mfcc.extract_batch(
+                batch, params, kernel, augment_seed, keep, augment_recipe
+            )
             for item, result in zip(batch, results, strict=True):
                 entries_ok = entries_ok and result[2] is None
                 yield item[0], result
         return
     outputs = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_mfcc.extract_batch)(batch, params, kernel, seed, keep, recipe)
+        delayed(_mfcc.extract_batch)(
+            batch, params, kernel, augment_seed, keep, augment_recipe
+        )
         for batch in batches
     )
     for batch, results in zip(batches, outputs, strict=True):
