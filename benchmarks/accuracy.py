@@ -55,6 +55,7 @@ out its own part for the best epoch) and are scored on the test split.
 """
 
 import argparse
+import ast
 import json
 import os
 import re
@@ -629,6 +630,10 @@ def _parse_option(text):
     try:
         return key, json.loads(value.replace("(", "[").replace(")", "]"))
     except ValueError:
+        pass
+    try:  # Python's spelling too, as the genreclf command reads it: True, None
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
         return key, value
 
 

@@ -143,8 +143,8 @@ OPTIONS = {
         "--preset",
         default="default",
         help="build_pipeline preset: default (music from elsewhere), matched "
-        "(music produced like the training clips), robust (stop 22's robust "
-        "configuration, kept for its measured figures) or reference "
+        "(music produced like the training clips), robust (the default with "
+        "noise on half of the training windows: noisy recordings) or reference "
         "(default: default)",
     ),
     "n_members": _opt(

@@ -209,10 +209,9 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
         How a variant's changes are drawn. ``"single"``: one change of the six
         kinds above, each kind equally likely. ``"stacked"``: each change with
         its own probability, so that most variants carry several at once (the
-        recipe before 0.3, kept by ``build_pipeline("robust")``). On GTZAN's
-        held-out clips one change per variant measured 6-8 points more
-        accurate for the same robustness (docs/results.rst, "One change per
-        variant").
+        recipe until stop 22). On GTZAN's held-out clips one change per
+        variant measured 6-8 points more accurate for the same robustness
+        (docs/results.rst, "One change per variant").
     memory : None, str, path-like or joblib.Memory, default=None
         Folder of the on-disk cache (a ``joblib.Memory`` gives its location).
         None disables caching.

@@ -319,27 +319,24 @@ def test_matched_and_robust_presets_are_the_default_with_their_training():
         "tilt_shift": 0.0,
         "time_stretch": 0.0,
     }
-    # robust: the stacked variants it was measured with
-    assert PRESETS["robust"] == {
-        **default,
-        "augment": 3,
-        "augment_recipe": "stacked",
-        "max_epochs": 20,
-        "tilt_shift": 8.0,
-        "time_stretch": 0.08,
-    }
+    # robust: the default with noise on the fly (half of the training windows)
+    assert PRESETS["robust"] == {**default, "noise_snr": 25.0}
+    assert "noise_snr" not in default
     matched = build_pipeline("matched").get_params()
     assert matched["mfcc__augment"] == 0 and matched["ensemble__net__max_epochs"] == 12
     assert matched["ensemble__net__tilt_shift"] == 0
     assert matched["ensemble__net__time_stretch"] == 0
     robust = build_pipeline("robust", max_epochs=5).get_params()
-    assert robust["mfcc__augment"] == 3 and robust["ensemble__net__max_epochs"] == 5
-    assert robust["mfcc__augment_recipe"] == "stacked"
-    assert build_pipeline(augment_recipe="stacked").get_params()[
-        "mfcc__augment_recipe"
-    ] == "stacked"
-    assert robust["ensemble__net__tilt_shift"] == 8.0
-    assert robust["ensemble__net__time_stretch"] == 0.08
+    assert robust["mfcc__augment"] == 6 and robust["ensemble__net__max_epochs"] == 5
+    assert robust["ensemble__net__noise_snr"] == 25.0
+    assert robust["ensemble__net__tilt_shift"] == 6.0
+    assert build_pipeline().get_params()["ensemble__net__noise_snr"] == 0
+    # stop 22's robust configuration, by its options
+    old = build_pipeline(
+        augment=3, augment_recipe="stacked", max_epochs=20, tilt_shift=8.0
+    ).get_params()
+    assert old["mfcc__augment_recipe"] == "stacked" and old["mfcc__augment"] == 3
+    assert old["ensemble__net__tilt_shift"] == 8.0
 
 
 def test_a_fixed_duration_turns_the_presets_augmentation_off():
@@ -349,14 +346,17 @@ def test_a_fixed_duration_turns_the_presets_augmentation_off():
     # The preset with the on-the-fly changes: the options that leave them no
     # place turn them off, as a fixed duration does augment.
     params = build_pipeline("robust", duration=3.0).get_params()
-    # a dense array per clip does not know its mel bands: no tilt on it
+    # a dense array per clip does not know its mel bands: no tilt, no noise on it
     assert params["ensemble__net__tilt_shift"] == 0
+    assert params["ensemble__net__noise_snr"] == 0
     assert params["ensemble__net__time_stretch"] == 0.08  # any width will do
     logmel = build_pipeline("robust", features="logmel").get_params()
-    assert logmel["ensemble__net__tilt_shift"] == 0 and logmel["mfcc__augment"] == 3
+    assert logmel["ensemble__net__tilt_shift"] == 0 and logmel["mfcc__augment"] == 6
+    assert logmel["ensemble__net__noise_snr"] == 0
     flat = build_pipeline("robust", head="flatten").get_params()
     assert flat["ensemble__net__time_stretch"] == 0
-    assert flat["ensemble__net__tilt_shift"] == 8.0
+    assert flat["ensemble__net__tilt_shift"] == 6.0
+    assert flat["ensemble__net__noise_snr"] == 25.0
     # given explicitly, an option is kept
     kept = build_pipeline("robust", duration=3.0, tilt_shift=4.0).get_params()
     assert kept["ensemble__net__tilt_shift"] == 4.0
