@@ -151,6 +151,11 @@ class EpochLine(Callback):
 
         [GenreNet member 2/5] epoch 3/12 train_loss 1.2345 valid_acc 0.562 (4.1 s)
 
+    Without validation clips (``valid_size=0``) the training accuracy of the
+    epoch's windows takes the validation's place::
+
+        [GenreNet member 2/5] epoch 3/30 train_loss 1.2345 train_acc 0.601 (4.1 s)
+
     Parameters
     ----------
     sink : callable, default=print
@@ -173,11 +178,10 @@ class EpochLine(Callback):
         name = type(net).__name__ + (f" {label}" if label else "")
         total = getattr(self, "first_", 0) + net.max_epochs
         parts = [f"[{name}] epoch {row['epoch']}/{max(total, row['epoch'])}"]
-        for key, fmt in (
-            ("train_loss", ".4f"),
-            ("valid_acc", ".3f"),
-            ("valid_loss", ".4f"),
-        ):
+        scores = [("train_loss", ".4f"), ("valid_acc", ".3f"), ("valid_loss", ".4f")]
+        if "valid_acc" not in row:
+            scores.insert(1, ("train_acc", ".3f"))
+        for key, fmt in scores:
             if key in row:
                 parts.append(f"{key} {row[key]:{fmt}}")
         if "dur" in row:

@@ -1045,6 +1045,16 @@ def test_one_progress_line_per_epoch(data, capsys):
             r"valid_acc \d\.\d{3} valid_loss \d+\.\d{4} \(\d+\.\d s\)",
             line,
         ), line
+    # without validation clips, the epoch's training accuracy takes its place
+    GenreNet(**TINY, max_epochs=2, verbose=1, valid_size=0, random_state=0).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    for epoch, line in enumerate(lines, 1):
+        assert re.fullmatch(
+            rf"\[GenreNet\] epoch {epoch}/2 train_loss \d+\.\d{{4}} "
+            r"train_acc \d\.\d{3} \(\d+\.\d s\)",
+            line,
+        ), line
     GenreNet(**TINY, max_epochs=1, verbose=0, random_state=0).fit(X, y)
     assert capsys.readouterr().out == ""
     GenreNet(**TINY, max_epochs=1, verbose=2, random_state=0).fit(X, y)
