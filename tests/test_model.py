@@ -1033,28 +1033,29 @@ def test_bf16_is_refused_on_a_gpu_without_it(monkeypatch):
     check_precision("cpu", "bf16")
 
 
+def _assert_epoch_lines(text, label, scores):
+    """Two epoch lines of a net named ``label``, each showing ``scores`` (a regex)."""
+    lines = text.splitlines()
+    assert len(lines) == 2
+    for epoch, line in enumerate(lines, 1):
+        pattern = rf"\[GenreNet{label}\] epoch {epoch}/2 {scores} \(\d+\.\d s\)"
+        assert re.fullmatch(pattern, line), line
+
+
 def test_one_progress_line_per_epoch(data, capsys):
     X, y = data
     net = GenreNet(**TINY, max_epochs=2, verbose=1, progress_label="member 2/5")
     net.set_params(random_state=0).fit(X, y)
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2
-    for epoch, line in enumerate(lines, 1):
-        assert re.fullmatch(
-            rf"\[GenreNet member 2/5\] epoch {epoch}/2 train_loss \d+\.\d{{4}} "
-            r"valid_acc \d\.\d{3} valid_loss \d+\.\d{4} \(\d+\.\d s\)",
-            line,
-        ), line
+    _assert_epoch_lines(
+        capsys.readouterr().out,
+        " member 2/5",
+        r"train_loss \d+\.\d{4} valid_acc \d\.\d{3} valid_loss \d+\.\d{4}",
+    )
     # without validation clips, the epoch's training accuracy takes its place
     GenreNet(**TINY, max_epochs=2, verbose=1, valid_size=0, random_state=0).fit(X, y)
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2
-    for epoch, line in enumerate(lines, 1):
-        assert re.fullmatch(
-            rf"\[GenreNet\] epoch {epoch}/2 train_loss \d+\.\d{{4}} "
-            r"train_acc \d\.\d{3} \(\d+\.\d s\)",
-            line,
-        ), line
+    _assert_epoch_lines(
+        capsys.readouterr().out, "", r"train_loss \d+\.\d{4} train_acc \d\.\d{3}"
+    )
     GenreNet(**TINY, max_epochs=1, verbose=0, random_state=0).fit(X, y)
     assert capsys.readouterr().out == ""
     GenreNet(**TINY, max_epochs=1, verbose=2, random_state=0).fit(X, y)
