@@ -64,7 +64,8 @@ class BestEpoch(Callback):
     The best epoch is the one the net's ``monitor`` score (``valid_loss`` or
     ``valid_acc``) marks best. The copy lives in CPU memory and is dropped
     once loaded, so a pickled net carries no extra tensors. Without
-    validation data, the last epoch is kept. Sets the net's ``best_epoch_``.
+    validation data, or with ``monitor="last"``, the last epoch is kept. Sets
+    the net's ``best_epoch_``.
     """
 
     def initialize(self):
@@ -79,6 +80,8 @@ class BestEpoch(Callback):
 
     def on_epoch_end(self, net, dataset_valid=None, **kwargs):
         """Copy the parameters when this epoch is the best so far."""
+        if net.monitor == "last":
+            return
         key = f"{net.monitor}_best"
         row = net.history[-1]
         if dataset_valid is None or not row.get(key, False):

@@ -25,6 +25,7 @@ import numpy as np
 
 __all__ = [
     "apply_temperature",
+    "length_temperatures",
     "expected_calibration_error",
     "fit_temperature",
     "plot_reliability",
@@ -48,8 +49,9 @@ def apply_temperature(proba, temperature):
     ----------
     proba : array-like of shape (n_samples, n_classes)
         Probabilities; rows sum to one.
-    temperature : float
-        ``T > 0``; 1 returns the probabilities unchanged.
+    temperature : float or array-like of shape (n_samples,)
+        ``T > 0``, one for all rows or one per row; 1 returns the
+        probabilities unchanged.
 
     Returns
     -------
@@ -63,10 +65,46 @@ def apply_temperature(proba, temperature):
     >>> apply_temperature([[0.8, 0.2]], 1e6).round(3).tolist()
     [[0.5, 0.5]]
     """
-    scores = _log(proba) / float(temperature)
+    temperature = np.asarray(temperature, dtype=np.float64)
+    scores = _log(proba) / (temperature[:, None] if temperature.ndim else temperature)
     scores -= scores.max(axis=1, keepdims=True)
     out = np.exp(scores)
     return out / out.sum(axis=1, keepdims=True)
+
+
+def length_temperatures(n_windows, short, long, long_windows):
+    """Temperature of each clip by its number of windows.
+
+    A clip's probabilities average those of its windows: a clip of many
+    windows and an excerpt of one are not over- or under-confident alike, so
+    :class:`~genreclf.GenreEnsemble` fits one temperature on one-window
+    excerpts (``short``) and one on whole clips of ``long_windows`` windows
+    (``long``). A clip between the two gets a temperature whose log is
+    interpolated on the log of its number of windows; outside, the nearer.
+
+    Parameters
+    ----------
+    n_windows : array-like of int, shape (n_clips,)
+        Windows of each clip (1 for a clip no wider than one window).
+    short, long : float
+        Temperatures of one-window clips and of ``long_windows``-window clips.
+    long_windows : float
+        Windows of the whole clips ``long`` was fitted on (their median).
+
+    Returns
+    -------
+    temperatures : ndarray of shape (n_clips,), float64
+
+    Examples
+    --------
+    >>> length_temperatures([1, 4, 16, 40], 2.0, 0.5, 16).round(3).tolist()
+    [2.0, 1.0, 0.5, 0.5]
+    """
+    n = np.maximum(np.asarray(n_windows, dtype=np.float64), 1.0)
+    if long_windows <= 1:
+        return np.full(n.shape, float(long))
+    share = np.clip(np.log(n) / np.log(long_windows), 0.0, 1.0)
+    return np.exp((1 - share) * np.log(short) + share * np.log(long))
 
 
 def fit_temperature(proba, y):

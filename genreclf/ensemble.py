@@ -11,7 +11,7 @@ import json
 import os
 import time
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 from pathlib import Path
 
 import joblib
@@ -29,12 +29,20 @@ from genreclf._files import atomic_write
 from genreclf._holdout import holdout_split, label_names
 from genreclf.exceptions import GenreclfWarning
 
-__all__ = ["MANIFEST", "MEMBER_GLOB", "GenreEnsemble", "member_filename"]
+__all__ = [
+    "CALIBRATION_FILE",
+    "MANIFEST",
+    "MEMBER_GLOB",
+    "GenreEnsemble",
+    "member_filename",
+]
 
 #: File of a checkpoint folder that records the fit's fingerprint and seeds.
 MANIFEST = "ensemble.json"
 #: Glob pattern that matches every member file of a checkpoint folder.
 MEMBER_GLOB = "member*.joblib"
+#: File of a checkpoint folder that holds the calibration net (see ``calibrate``).
+CALIBRATION_FILE = "calibration.joblib"
 
 
 def member_filename(index):
@@ -67,6 +75,53 @@ def _fit_member(member, X, y, fit_params, names=None):
     with label_names(names):
         member.fit(X, y, **fit_params)
     return member, time.perf_counter() - start
+
+
+#: Lengths of the short excerpts the temperature is also fitted on, as
+#: fractions of the net's window (3 s windows: 3 s and 2 s excerpts).
+EXCERPT_WINDOWS = (1.0, 2.0 / 3.0)
+
+
+def _n_windows(X, net):
+    """Windows the fitted ``net`` reads in each clip of ``X`` (1: whole clips)."""
+    from genreclf.clips import ClipFeatures
+    from genreclf.windows import window_starts
+
+    window, hop = getattr(net, "window_", None), getattr(net, "hop_", None)
+    if isinstance(X, ClipFeatures):
+        widths = X.n_frames
+    else:
+        widths = np.full(len(X), np.shape(X)[-1] if np.ndim(X) > 1 else 1)
+    if not window or not hop:
+        return np.ones(len(widths), dtype=np.intp)
+    return np.array([len(window_starts(int(w), window, hop)) for w in widths])
+
+
+def _excerpts(clips, window):
+    """Yield ``(excerpts, kept)``: the middle of each clip longer than an excerpt.
+
+    For each length of :data:`EXCERPT_WINDOWS`, ``excerpts`` are the middle
+    frames of the ``clips`` (a :class:`~genreclf.clips.ClipFeatures`) that
+    are longer, ``kept`` their positions in ``clips``. Nothing for dense
+    clips or a net without windows: their clips have one width.
+    """
+    from genreclf.clips import ClipFeatures
+
+    if not isinstance(clips, ClipFeatures) or not window:
+        return
+    for share in EXCERPT_WINDOWS:
+        width = max(1, round(window * share))
+        kept = np.flatnonzero(clips.n_frames > width)
+        if not len(kept):
+            continue
+        starts = (clips.n_frames[kept] - width) // 2
+        parts = [
+            clips.window(i, start, width)[0]
+            for i, start in zip(kept, starts, strict=True)
+        ]
+        excerpts = ClipFeatures(parts)
+        excerpts.mel_hz = clips.mel_hz
+        yield excerpts, kept
 
 
 class GenreEnsemble(VotingClassifier):
@@ -109,11 +164,23 @@ class GenreEnsemble(VotingClassifier):
         fitting them again.
     calibrate : bool, default=False
         Temperature-scale the members' probabilities before the soft vote:
-        one temperature, fitted on the clips each member held out of its own
-        training (``valid_size`` of a :class:`~genreclf.GenreNet`), divides
-        their log-probabilities. Argmaxes of the members are kept; the
-        ensemble's probabilities mean what they say more often (see
-        :mod:`genreclf.calibration`). Without held-out clips nothing changes.
+        one temperature, fitted on held-out clips, divides their
+        log-probabilities. Argmaxes of the members are kept; the ensemble's
+        probabilities mean what they say more often (see
+        :mod:`genreclf.calibration`). The held-out clips are those each
+        member held out of its own training (``valid_size`` of a
+        :class:`~genreclf.GenreNet`). Members that train on every clip
+        (``valid_size=0``) hold none out: then one more clone of the net, the
+        *calibration net*, is fitted with the members' settings on all but
+        ``calibration_size`` of the clips, keeping its last epoch as the
+        members do, and its predictions of the clips it did not see give the
+        temperature. It does not vote and is not kept (its held-out
+        predictions are, in ``calibration_``); it costs about one member's
+        fit. A net without a ``valid_size`` parameter is left uncalibrated.
+    calibration_size : float or int, default=0.2
+        The clips the calibration net holds out: a fraction (float in (0,
+        1)) or a number of clips (int), stratified by genre. Used only when
+        the members hold out no clips of their own.
 
     Attributes
     ----------
@@ -132,12 +199,29 @@ class GenreEnsemble(VotingClassifier):
     classes_ : ndarray of shape (n_classes,)
         The labels (genre names).
     temperature_ : float
-        The temperature applied to every member (1.0: none; always 1.0 with
-        ``calibrate=False``).
+        The temperature of whole clips, fitted on the held-out clips (1.0:
+        none; always 1.0 with ``calibrate=False``).
+    short_temperature_ : float or None
+        The temperature of one-window clips (3 s and shorter with 3 s
+        windows), fitted on 3 s and 2 s excerpts from the middle of the
+        held-out clips: averaged over many windows, a whole clip's
+        probabilities are not over- or under-confident as one window's are.
+        A clip of a few windows gets a temperature between the two
+        (:func:`~genreclf.calibration.length_temperatures`). None: the nets
+        take whole clips, or nothing was calibrated; ``temperature_`` then
+        serves every clip.
+    long_windows_ : float
+        Windows of the held-out whole clips (their median), where
+        ``temperature_`` applies in full.
     calibration_ : Bunch or None
-        With ``calibrate``: ``y`` (encoded labels) and ``proba`` (the members'
-        uncalibrated probabilities) of the held-out clips the temperature was
-        fitted on, for a reliability diagram; None when there were none.
+        With ``calibrate``: ``y`` (encoded labels), ``proba`` (uncalibrated
+        probabilities) and ``windows`` (windows of each) of the held-out
+        clips and excerpts the temperatures were fitted on, for a
+        reliability diagram, and ``source``: ``"members"`` (the clips the
+        members held out) or ``"calibration net"`` (see ``calibrate``); None
+        when there were none.
+    calibration_seed_ : int or None
+        ``random_state`` of the calibration net; None when none was fitted.
 
     See Also
     --------
@@ -179,14 +263,22 @@ class GenreEnsemble(VotingClassifier):
         "checkpoint_dir": [str, os.PathLike, None],
         "resume": ["boolean"],
         "calibrate": ["boolean"],
+        "calibration_size": [
+            Interval(Real, 0, 1, closed="neither"),
+            Interval(Integral, 1, None, closed="left"),
+        ],
     }
     # VotingClassifier options that GenreEnsemble fixes.
     weights = None
     flatten_transform = True
     # Models pickled before ``calibrate`` existed load as uncalibrated ones.
     calibrate = False
+    calibration_size = 0.2
     temperature_ = 1.0
+    short_temperature_ = None
+    long_windows_ = 1.0
     calibration_ = None
+    calibration_seed_ = None
 
     def __init__(
         self,
@@ -200,6 +292,7 @@ class GenreEnsemble(VotingClassifier):
         checkpoint_dir=None,
         resume=False,
         calibrate=False,
+        calibration_size=0.2,
     ):
         self.net = net
         self.n_members = n_members
@@ -211,6 +304,7 @@ class GenreEnsemble(VotingClassifier):
         self.checkpoint_dir = checkpoint_dir
         self.resume = resume
         self.calibrate = calibrate
+        self.calibration_size = calibration_size
 
     # --- parameters: a plain estimator's, not VotingClassifier's ------------
     def get_params(self, deep=True):
@@ -263,10 +357,11 @@ class GenreEnsemble(VotingClassifier):
         return [(f"member{i}", self._member(s)) for i, s in enumerate(seeds)]
 
     # --- fitting ------------------------------------------------------------
-    def _draw_seeds(self):
+    def _draw_seeds(self, extra=0):
+        """``n_members`` distinct seeds, then ``extra`` more (same first ones)."""
         rng = check_random_state(self.random_state)
         seeds = []
-        while len(seeds) < self.n_members:
+        while len(seeds) < self.n_members + extra:
             seed = int(rng.randint(np.iinfo(np.int32).max))
             if seed not in seeds:
                 seeds.append(seed)
@@ -281,9 +376,11 @@ class GenreEnsemble(VotingClassifier):
         )
 
     def _checkpoint_path(self, index):
-        return Path(self.checkpoint_dir) / member_filename(index)
+        name = CALIBRATION_FILE if index == "calibration" else member_filename(index)
+        return Path(self.checkpoint_dir) / name
 
     def _load_checkpoint(self, index, fingerprint, seed):
+        """The estimator saved for ``index`` (or ``"calibration"``), or None."""
         path = self._checkpoint_path(index)
         if not path.is_file():
             return None
@@ -300,7 +397,10 @@ class GenreEnsemble(VotingClassifier):
         return saved["estimator"]
 
     def _prepare_checkpoints(self, X, y, seeds):
-        """Create the folder, reuse its seeds when resuming; return the fingerprint."""
+        """Create the folder, reuse its seeds when resuming; return the fingerprint.
+
+        ``seeds`` are the members' seeds, then the calibration net's if any.
+        """
         folder = Path(self.checkpoint_dir)
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -315,8 +415,14 @@ class GenreEnsemble(VotingClassifier):
                 saved = {}
             if saved.get("fingerprint") == fingerprint:
                 if len(saved.get("seeds", ())) == self.n_members:
-                    seeds[:] = [int(s) for s in saved["seeds"]]
-        record = json.dumps({"fingerprint": fingerprint, "seeds": seeds})
+                    seeds[: self.n_members] = [int(s) for s in saved["seeds"]]
+                extra = saved.get("calibration_seed")
+                if len(seeds) > self.n_members and extra is not None:
+                    seeds[self.n_members] = int(extra)
+        record = {"fingerprint": fingerprint, "seeds": seeds[: self.n_members]}
+        if len(seeds) > self.n_members:
+            record["calibration_seed"] = seeds[self.n_members]
+        record = json.dumps(record)
         try:  # before any training: an unwritable folder fails fast
             with atomic_write(manifest, "w") as f:
                 f.write(record)
@@ -324,13 +430,41 @@ class GenreEnsemble(VotingClassifier):
             raise OSError(f"checkpoint_dir {folder} is not writable: {exc}") from exc
         return fingerprint
 
+    def _calibration_net(self, seed):
+        """The unfitted calibration net (see ``calibrate``)."""
+        net = self._member(seed)
+        params = net.get_params(deep=False)
+        changes = {"valid_size": self.calibration_size}
+        if "monitor" in params:  # the members keep their last epoch: so does it
+            changes["monitor"] = "last"
+        if "progress_label" in params and params["progress_label"] is None:
+            changes["progress_label"] = "calibration net"
+        return net.set_params(**changes)
+
+    def _needs_calibration_net(self):
+        """Whether ``calibrate`` asks for a calibration net: members hold none out."""
+        if not self.calibrate or self.voting != "soft":
+            return False
+        params = self._template().get_params(deep=False)
+        return "valid_size" in params and not params["valid_size"]
+
     def _fit_all(self, X, y, todo, fit_params):
-        """Yield ``(index, member, seconds)`` in index order as members finish."""
-        jobs = [(i, self._member(self.seeds_[i])) for i in todo]
-        for i, member in jobs:  # the net's epoch lines say which member it is
+        """Yield ``(index, member, seconds)`` in index order as members finish.
+
+        ``todo`` holds member indices, and ``"calibration"`` for the
+        calibration net (fitted last, or beside the members with ``n_jobs``).
+        """
+        jobs = []
+        for i in todo:
+            if i == "calibration":
+                jobs.append((i, self._calibration_net(self.calibration_seed_)))
+                continue
+            member = self._member(self.seeds_[i])
             params = member.get_params(deep=False)
             if "progress_label" in params and params["progress_label"] is None:
+                # the net's epoch lines say which member it is
                 member.set_params(progress_label=f"member {i + 1}/{self.n_members}")
+            jobs.append((i, member))
         names = self.classes_
         if self.n_jobs is None or self.n_jobs == 1:
             for i, member in jobs:
@@ -374,36 +508,51 @@ class GenreEnsemble(VotingClassifier):
         self.le_ = LabelEncoder().fit(y)
         self.classes_ = self.le_.classes_
         y_enc = self.le_.transform(y)
-        seeds = self._draw_seeds()
+        calibration_net = self._needs_calibration_net()
+        seeds = self._draw_seeds(extra=int(calibration_net))
         fingerprint = None
         if self.checkpoint_dir is not None:
             fingerprint = self._prepare_checkpoints(X, y_enc, seeds)
-        self.seeds_ = seeds
+        self.seeds_ = seeds[: self.n_members]
+        self.calibration_seed_ = seeds[self.n_members] if calibration_net else None
         members = [None] * self.n_members
         self.fit_times_ = [0.0] * self.n_members
         self.resumed_ = []
-        todo = []
-        for i, seed in enumerate(seeds):
+        self.temperature_, self.calibration_ = 1.0, None
+        self.short_temperature_, self.long_windows_ = None, 1.0
+        todo, calibrator = [], None
+        keys = list(range(self.n_members)) + ["calibration"] * calibration_net
+        for i, seed in zip(keys, seeds, strict=True):
             loaded = None
             if self.resume and fingerprint is not None:
                 loaded = self._load_checkpoint(i, fingerprint, seed)
+            if i == "calibration" and loaded is not None:  # held out what we ask?
+                if loaded.get_params().get("valid_size") != self.calibration_size:
+                    loaded = None
             if loaded is None:
                 todo.append(i)
-                continue
-            members[i] = loaded
-            self.resumed_.append(i)
-            self._finished(i, loaded, "reloaded from checkpoint_dir")
+            elif i == "calibration":
+                calibrator = loaded
+                self._say("the calibration net reloaded from checkpoint_dir")
+            else:
+                members[i] = loaded
+                self.resumed_.append(i)
+                self._finished(i, loaded, "reloaded from checkpoint_dir")
         for i, member, seconds in self._fit_all(X, y_enc, todo, fit_params):
-            members[i] = member
-            self.fit_times_[i] = seconds
             if fingerprint is not None:
                 saved = {
                     "fingerprint": fingerprint,
-                    "seed": seeds[i],
+                    "seed": seeds[self.n_members if i == "calibration" else i],
                     "estimator": member,
                 }
                 with atomic_write(self._checkpoint_path(i)) as f:
                     joblib.dump(saved, f)
+            if i == "calibration":
+                calibrator = member
+                self._say(f"the calibration net fitted in {seconds:.1f} s")
+                continue
+            members[i] = member
+            self.fit_times_[i] = seconds
             self._finished(i, member, f"fitted in {seconds:.1f} s")
         self.estimators_ = members
         self.named_estimators_ = Bunch(
@@ -411,48 +560,93 @@ class GenreEnsemble(VotingClassifier):
         )
         if hasattr(members[0], "feature_names_in_"):
             self.feature_names_in_ = members[0].feature_names_in_
-        self.temperature_, self.calibration_ = 1.0, None
-        if self.calibrate and self.voting == "soft":
-            self._fit_temperature(X, y_enc)
+        if calibrator is not None:
+            self._fit_temperature(X, y_enc, [calibrator], "calibration net")
+        elif self.calibrate and self.voting == "soft":
+            self._fit_temperature(X, y_enc, members, "members")
         return self
 
-    def _fit_temperature(self, X, y_enc):
-        """Fit ``temperature_`` on the clips each member held out of its fit."""
+    def _fit_temperature(self, X, y_enc, nets, source):
+        """Fit the temperatures on the clips ``nets`` held out of their fits."""
         from genreclf.calibration import fit_temperature
 
-        probas, labels = [], []
-        for member in self.estimators_:
-            valid_size = getattr(member, "valid_size", None)
-            seed = getattr(member, "seed_", None)
+        probas, labels, windows = [], [], []
+        for net in nets:
+            valid_size = getattr(net, "valid_size", None)
+            seed = getattr(net, "seed_", None)
             if not valid_size or seed is None:
                 continue
-            with warnings.catch_warnings():  # the member's fit has warned
+            with warnings.catch_warnings():  # the net's fit has warned
                 warnings.simplefilter("ignore", GenreclfWarning)
                 _, valid = holdout_split(y_enc, valid_size, seed, names=self.classes_)
             if not len(valid):
                 continue
             held_out = X.take(valid, axis=0) if hasattr(X, "take") else X[valid]
-            probas.append(np.asarray(member.predict_proba(held_out), np.float64))
+            probas.append(np.asarray(net.predict_proba(held_out), np.float64))
             labels.append(np.asarray(y_enc)[valid])
+            windows.append(_n_windows(held_out, net))
+            for excerpts, kept in _excerpts(held_out, getattr(net, "window", None)):
+                probas.append(np.asarray(net.predict_proba(excerpts), np.float64))
+                labels.append(np.asarray(y_enc)[valid][kept])
+                windows.append(np.ones(len(kept), dtype=np.intp))
         if not probas:
             return
         proba, y_held = np.concatenate(probas), np.concatenate(labels)
-        self.temperature_ = fit_temperature(proba, y_held)
-        self.calibration_ = Bunch(y=y_held, proba=proba)
+        n_windows = np.concatenate(windows)
+        # whole clips of several windows, and one-window clips and excerpts
+        many = n_windows > 1
+        if many.any() and not many.all():
+            self.temperature_ = fit_temperature(proba[many], y_held[many])
+            self.short_temperature_ = fit_temperature(proba[~many], y_held[~many])
+            self.long_windows_ = float(np.median(n_windows[many]))
+        else:
+            self.temperature_ = fit_temperature(proba, y_held)
+        self.calibration_ = Bunch(
+            y=y_held, proba=proba, windows=n_windows, source=source
+        )
+
+    def clip_temperatures(self, n_windows):
+        """The temperature of clips of ``n_windows`` windows (see ``calibrate``).
+
+        Parameters
+        ----------
+        n_windows : array-like of int, shape (n_clips,)
+            Windows of each clip (1: one window or less).
+
+        Returns
+        -------
+        temperatures : ndarray of shape (n_clips,), float64
+            ``short_temperature_`` for one window, ``temperature_`` from
+            ``long_windows_`` windows, in between for clips in between.
+        """
+        from genreclf.calibration import length_temperatures
+
+        n_windows = np.asarray(n_windows)
+        long = float(getattr(self, "temperature_", 1.0))
+        short = getattr(self, "short_temperature_", None)
+        if short is None:
+            return np.full(n_windows.shape, long)
+        return length_temperatures(n_windows, short, long, self.long_windows_)
 
     def _collect_probas(self, X):
         """The members' probabilities, temperature-scaled (see ``calibrate``)."""
         probas = super()._collect_probas(X)
         temperature = getattr(self, "temperature_", 1.0)
-        if temperature == 1.0:
+        short = getattr(self, "short_temperature_", None)
+        if temperature == 1.0 and short in (None, 1.0):
             return probas
         from genreclf.calibration import apply_temperature
 
+        if short is not None:
+            temperature = self.clip_temperatures(_n_windows(X, self.estimators_[0]))
         return np.asarray([apply_temperature(p, temperature) for p in probas])
 
-    def _finished(self, index, member, what):
+    def _say(self, what):
         if self.verbose:
-            print(f"[GenreEnsemble] member {index + 1} of {self.n_members} {what}")
+            print(f"[GenreEnsemble] {what}")
+
+    def _finished(self, index, member, what):
+        self._say(f"member {index + 1} of {self.n_members} {what}")
         if self.member_callback is not None:
             self.member_callback(index, member, self.seeds_[index])
 

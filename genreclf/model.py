@@ -86,8 +86,10 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         Held-out part used to choose the best epoch: a fraction of the clips
         (float) or a number of clips (int); 0 or None trains on every clip
         and keeps the last epoch. Stratified by genre (see Notes).
-    monitor : {"valid_loss", "valid_acc"}, default="valid_loss"
-        Score on the held-out part that chooses the best epoch.
+    monitor : {"valid_loss", "valid_acc", "last"}, default="valid_loss"
+        Score on the held-out part that chooses the best epoch; ``"last"``
+        keeps the last epoch and only scores the held-out part each epoch
+        (the calibration net of a :class:`~genreclf.GenreEnsemble` trains so).
     window : int or None, default=None
         Width of the net's input in frames (about 43 frames per second at
         22050 Hz and hop_length 512: 129 frames is 3 s). None: the whole
@@ -350,7 +352,7 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
             Interval(Integral, 0, None, closed="left"),
             None,
         ],
-        "monitor": [StrOptions({"valid_loss", "valid_acc"})],
+        "monitor": [StrOptions({"valid_loss", "valid_acc", "last"})],
         "window": [Interval(Integral, 1, None, closed="left"), None],
         "window_hop": [Interval(Integral, 1, None, closed="left"), None],
         "train_windows": [StrOptions({"random", "all"})],

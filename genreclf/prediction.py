@@ -218,8 +218,8 @@ def predict_windows(pipeline, paths, *, memory=None, batch_size=64):
 
     Each member of the ensemble sees fixed-width windows of a clip (its
     ``window_``, about 3 s by default, ``hop_`` frames apart); this returns
-    their soft vote per window (temperature-scaled like the clip's own
-    probabilities), so a page can draw the genre along the track.
+    their soft vote per window (temperature-scaled as a clip of one window
+    is), so a page can draw the genre along the track.
 
     Parameters
     ----------
@@ -281,7 +281,7 @@ def _window_votes(ensemble, X, clip_ids, starts, window, batch_size):
     from genreclf.calibration import apply_temperature
     from genreclf.windows import read_windows
 
-    temperature = float(getattr(ensemble, "temperature_", 1.0))
+    temperature = float(ensemble.clip_temperatures(np.ones(1))[0])  # one window
     total = np.zeros((len(clip_ids), len(ensemble.classes_)))
     for member in ensemble.estimators_:
         for lo in range(0, len(clip_ids), batch_size):

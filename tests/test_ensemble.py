@@ -10,7 +10,13 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch.callbacks import Callback
 
-from genreclf.ensemble import MANIFEST, MEMBER_GLOB, GenreEnsemble, member_filename
+from genreclf.ensemble import (
+    CALIBRATION_FILE,
+    MANIFEST,
+    MEMBER_GLOB,
+    GenreEnsemble,
+    member_filename,
+)
 from genreclf.model import GenreNet
 
 GENRES = np.array(["blues", "jazz", "metal", "rock"])
@@ -98,6 +104,7 @@ def test_params_are_those_of_a_plain_estimator(fitted):
     params = ensemble.get_params(deep=False)
     assert list(params) == [
         "calibrate",
+        "calibration_size",
         "checkpoint_dir",
         "member_callback",
         "n_jobs",
@@ -312,6 +319,30 @@ def test_damaged_checkpoint_is_fitted_again(tmp_path, data):
     (tmp_path / "member0.joblib").write_bytes(b"not a pickle")
     again = GenreEnsemble(tiny_net(), resume=True, **params).fit(X, y)
     assert again.resumed_ == [] and hasattr(again.estimators_[0], "module_")
+
+
+def test_calibration_net_is_saved_and_reloaded_with_the_members(tmp_path, data):
+    X, y = data
+    params = {
+        "n_members": 2,
+        "checkpoint_dir": tmp_path,
+        "calibrate": True,
+        "verbose": True,
+    }
+    first = GenreEnsemble(tiny_net(valid_size=0), **params).fit(X, y)
+    assert (tmp_path / CALIBRATION_FILE).is_file()
+    assert len(list(tmp_path.glob(MEMBER_GLOB))) == 2  # it is not a member
+    # without random_state the seeds, the calibration net's too, come from the folder
+    again = GenreEnsemble(tiny_net(valid_size=0), resume=True, **params).fit(X, y)
+    assert again.resumed_ == [0, 1]
+    assert again.calibration_seed_ == first.calibration_seed_
+    assert again.temperature_ == first.temperature_
+    np.testing.assert_array_equal(again.calibration_.proba, first.calibration_.proba)
+    # another held-out share: the saved calibration net no longer fits, refitted
+    other = GenreEnsemble(
+        tiny_net(valid_size=0), resume=True, calibration_size=8, **params
+    ).fit(X, y)
+    assert other.resumed_ == [0, 1] and len(other.calibration_.y) == 8
 
 
 def _one_blues_clip(data):

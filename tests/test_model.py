@@ -242,6 +242,18 @@ def test_valid_acc_can_choose_the_epoch(data):
     assert accs[net.best_epoch_ - 1] == max(accs)
 
 
+def test_monitor_last_scores_the_held_out_clips_and_keeps_the_last_epoch(data):
+    X, y = data
+    net = GenreNet(**TINY, max_epochs=3, monitor="last", random_state=0).fit(X, y)
+    assert net.best_epoch_ == 3 and len(net.history[:, "valid_acc"]) == 3
+    # the module is the last epoch's: its held-out loss is the last one recorded
+    y_enc = np.searchsorted(net.classes_, y)
+    _, valid = holdout_split(y_enc, net.valid_size, net.seed_)
+    proba = net.predict_proba(X[valid])
+    loss = -np.mean(np.log(proba[np.arange(len(valid)), y_enc[valid]]))
+    np.testing.assert_allclose(loss, net.history[-1, "valid_loss"], rtol=1e-5)
+
+
 def test_twenty_clip_fold_with_ten_genres():
     X, y = make_clips(n_per_class=2, classes=np.array(list("abcdefghij")))
     net = GenreNet(**TINY, max_epochs=2, random_state=0)

@@ -90,6 +90,7 @@ def test_demo_preset_is_the_default_with_the_demo_options():
         "filters": (16, 32, 32),
         "dense": 32,
         "lr": 1e-3,
+        "valid_size": 0.2,  # the run's validation curves
     }
     params = build_pipeline("demo").get_params()
     # the demo's 3 s clips keep their real length, as every clip of the default
@@ -318,10 +319,20 @@ def test_matched_and_robust_presets_are_the_default_with_their_training():
         "max_epochs": 12,
         "tilt_shift": 0.0,
         "time_stretch": 0.0,
+        "valid_size": 0.2,
     }
-    # robust: the default with noise on the fly (half of the training windows)
-    assert PRESETS["robust"] == {**default, "noise_snr": 25.0}
+    # robust: the default with noise on the fly (half of the training windows),
+    # each net choosing its best epoch on a fifth of its clips as measured
+    assert PRESETS["robust"] == {**default, "noise_snr": 25.0, "valid_size": 0.2}
     assert "noise_snr" not in default
+    # the default: every net on every clip, calibrated by a calibration net
+    params = build_pipeline().get_params()
+    assert params["ensemble__net__valid_size"] == 0
+    assert params["ensemble__calibrate"] is True
+    assert params["ensemble__calibration_size"] == 0.2
+    assert build_pipeline(calibration_size=10).get_params()[
+        "ensemble__calibration_size"
+    ] == 10
     matched = build_pipeline("matched").get_params()
     assert matched["mfcc__augment"] == 0 and matched["ensemble__net__max_epochs"] == 12
     assert matched["ensemble__net__tilt_shift"] == 0

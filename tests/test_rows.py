@@ -5,13 +5,16 @@ import base64
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
+from genreclf._holdout import holdout_split
 from genreclf.calibration import (
     apply_temperature,
     expected_calibration_error,
     fit_temperature,
     plot_reliability,
 )
+from genreclf.clips import ClipFeatures
 from genreclf.ensemble import GenreEnsemble
 from genreclf.exceptions import BadRequestError
 from genreclf.model import GenreNet
@@ -166,3 +169,91 @@ def test_calibrated_ensemble_tempers_every_member():
     np.testing.assert_allclose(calibrated.predict_proba(X), tempered)
     np.testing.assert_allclose(plain.predict_proba(X), np.mean(
         [m.predict_proba(X) for m in plain.estimators_], axis=0))
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_members_on_every_clip_are_calibrated_by_a_calibration_net():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.array(["jazz", "rock", "pop"]), 8)
+    X = rng.normal(size=(len(y), 1, 10, 12)).astype(np.float32)
+    net = GenreNet(
+        module__filters=(4,), module__dense=8, max_epochs=3, lr=0.01, valid_size=0
+    )
+    plain = GenreEnsemble(net, n_members=2, random_state=0).fit(X, y)
+    assert plain.calibration_seed_ is None and plain.calibration_ is None
+    calibrated = GenreEnsemble(
+        net, n_members=2, random_state=0, calibrate=True, calibration_size=6
+    ).fit(X, y)
+    # the same members (seeds, every clip, last epoch), one temperature for both
+    assert calibrated.seeds_ == plain.seeds_
+    assert calibrated.calibration_seed_ not in calibrated.seeds_
+    for member, same in zip(calibrated.estimators_, plain.estimators_, strict=True):
+        assert "valid_loss" not in member.history[-1]
+        np.testing.assert_array_equal(member.predict_proba(X), same.predict_proba(X))
+    assert calibrated.calibration_.source == "calibration net"
+    assert calibrated.temperature_ != 1.0
+    # the temperature's clips are those a sixth fit held out: fit it again by hand
+    seed = calibrated.calibration_seed_
+    by_hand = clone(net).set_params(random_state=seed, valid_size=6, monitor="last")
+    by_hand.fit(X, calibrated.le_.transform(y))
+    _, valid = holdout_split(calibrated.le_.transform(y), 6, by_hand.seed_)
+    assert len(valid) == 6 and len(by_hand.history[:, "valid_loss"]) == 3
+    np.testing.assert_array_equal(
+        calibrated.calibration_.y, calibrated.le_.transform(y)[valid]
+    )
+    np.testing.assert_allclose(
+        calibrated.calibration_.proba, by_hand.predict_proba(X[valid]), rtol=1e-6
+    )
+    assert calibrated.temperature_ == fit_temperature(
+        calibrated.calibration_.proba, calibrated.calibration_.y
+    )
+    tempered = np.mean(
+        [
+            apply_temperature(m.predict_proba(X), calibrated.temperature_)
+            for m in calibrated.estimators_
+        ],
+        axis=0,
+    )
+    np.testing.assert_allclose(calibrated.predict_proba(X), tempered)
+    for bad in (0, 0.0, 1.0, -2):
+        with pytest.raises(ValueError, match="calibration_size"):
+            clone(calibrated).set_params(calibration_size=bad).fit(X, y)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_one_window_clips_get_their_own_temperature():
+    """Whole clips average many windows: excerpts of one window are tempered apart."""
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.array(["jazz", "rock", "pop"]), 10)
+    widths = rng.integers(30, 50, size=len(y))
+    clips = []
+    for label, width in zip(y, widths, strict=True):
+        clip = rng.normal(size=(6, width)).astype(np.float32)
+        clip[["jazz", "rock", "pop"].index(label)] += 0.8
+        clips.append(clip)
+    X = ClipFeatures(clips)
+    tiny = {"module__filters": (4,), "module__dense": 8, "max_epochs": 4, "lr": 0.01}
+    net = GenreNet(**tiny, window=8, window_hop=4, valid_size=0)
+    ensemble = GenreEnsemble(net, n_members=2, random_state=0, calibrate=True)
+    ensemble.fit(X, y)
+    held = ensemble.calibration_
+    # 6 held-out clips (a fifth of 30), each also as excerpts of 8 and 5 frames
+    assert len(held.y) == 18 and np.sum(held.windows == 1) == 12
+    assert held.windows[:6].min() >= (30 - 8) // 4 + 1
+    whole, short = ensemble.temperature_, ensemble.short_temperature_
+    assert short is not None and whole != short
+    assert whole == fit_temperature(held.proba[:6], held.y[:6])
+    assert short == fit_temperature(held.proba[6:], held.y[6:])
+    assert ensemble.long_windows_ == np.median(held.windows[:6])
+    # a one-window clip is tempered by the short temperature, a long one by the whole
+    probe = ClipFeatures([clips[0][:, :8], clips[1][:, :7], clips[2]])
+    members = [m.predict_proba(probe) for m in ensemble.estimators_]
+    n_windows = np.array([1, 1, len(range(0, widths[2] - 8 + 1, 4))])
+    expected = np.mean(
+        [apply_temperature(p, ensemble.clip_temperatures(n_windows)) for p in members],
+        axis=0,
+    )
+    np.testing.assert_allclose(ensemble.predict_proba(probe), expected)
+    temperatures = ensemble.clip_temperatures([1, 2, ensemble.long_windows_, 500])
+    assert temperatures[0] == short and temperatures[2] == temperatures[3] == whole
+    assert min(whole, short) < temperatures[1] < max(whole, short)

@@ -115,6 +115,14 @@ def _settings(pipeline):
     return rows
 
 
+#: Who held out the clips that the temperature was fitted on, in words.
+_CALIBRATION_SOURCES = {
+    "members": "the members",
+    "calibration net": "a calibration net (a sixth fit of the net, not voting, "
+    "trained on the other clips)",
+}
+
+
 def model_card(pipeline, run_id=None, calibration=None):
     """Write the Markdown card of a fitted genreclf pipeline.
 
@@ -177,9 +185,25 @@ def model_card(pipeline, run_id=None, calibration=None):
         lines += ["", "Figure: `figures/confusion_matrix.png` of the run."]
     lines += ["", "## Calibration", ""]
     if calibration:
+        excerpts = calibration.get("n_excerpts", 0)
+        short = calibration.get("short_temperature")
+        if short is None:
+            what = f"T = {calibration['temperature']:.3f}"
+        else:
+            what = (
+                f"T = {calibration['temperature']:.3f} for whole clips, "
+                f"{short:.3f} for clips of one window, in between for clips "
+                "in between"
+            )
+        rows = f"{calibration['n_clips'] - excerpts} clips"
+        if excerpts:
+            rows += (
+                f" and {excerpts} excerpts from their middle (one window and "
+                "two thirds of one)"
+            )
         lines += [
-            f"Temperature scaling (T = {calibration['temperature']:.3f}) fitted on "
-            f"{calibration['n_clips']} held-out clips of the members: expected "
+            f"Temperature scaling ({what}) fitted on {rows} held out by "
+            f"{_CALIBRATION_SOURCES[calibration.get('source', 'members')]}: expected "
             f"calibration error {calibration['ece_before']:.4f} before, "
             f"{calibration['ece_after']:.4f} after (on those same clips). "
             "Figure: `figures/reliability_diagram.png` of the run."

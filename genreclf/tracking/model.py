@@ -129,10 +129,14 @@ def _short_wav(path, seconds=5.0):
 def log_calibration(pipeline):
     """Log the ensemble's calibration to the active run; return its summary.
 
-    Metrics ``calibration_temperature``, ``calibration_ece_before`` and
-    ``calibration_ece_after`` (expected calibration error of the members on
-    the clips each held out of its training, before and after temperature
-    scaling) and ``figures/reliability_diagram.png``.
+    Metrics ``calibration_temperature`` (whole clips),
+    ``calibration_temperature_short`` (one-window clips, when fitted),
+    ``calibration_ece_before`` and
+    ``calibration_ece_after`` (expected calibration error on the held-out
+    clips the temperature was fitted on, those of the members or of the
+    calibration net, before and after temperature scaling), the tag
+    ``genreclf.calibration_source`` (``members`` or ``calibration net``) and
+    ``figures/reliability_diagram.png``.
 
     Parameters
     ----------
@@ -142,11 +146,14 @@ def log_calibration(pipeline):
     Returns
     -------
     summary : dict or None
-        ``temperature``, ``ece_before``, ``ece_after``, ``n_clips``; None when
-        the ensemble was not calibrated (``ensemble__calibrate=False`` or no
-        held-out clips).
+        ``temperature``, ``short_temperature`` (None without one),
+        ``ece_before``, ``ece_after``, ``n_clips`` (rows: held-out clips and
+        excerpts), ``n_excerpts``, ``source``; None when the ensemble was not
+        calibrated
+        (``ensemble__calibrate=False`` or no held-out clips).
     """
     import mlflow
+    import numpy as np
 
     from genreclf.calibration import (
         apply_temperature,
@@ -159,12 +166,19 @@ def log_calibration(pipeline):
     if held_out is None:
         return None
     temperature = float(ensemble.temperature_)
-    after = apply_temperature(held_out.proba, temperature)
+    windows = getattr(held_out, "windows", None)  # older models: whole clips only
+    if windows is None:
+        windows = np.ones(len(held_out.y), dtype=int)
+    after = apply_temperature(held_out.proba, ensemble.clip_temperatures(windows))
+    short = getattr(ensemble, "short_temperature_", None)
     summary = {
         "temperature": temperature,
+        "short_temperature": None if short is None else float(short),
+        "n_excerpts": int(np.sum(windows == 1)) if short is not None else 0,
         "ece_before": expected_calibration_error(held_out.proba, held_out.y),
         "ece_after": expected_calibration_error(after, held_out.y),
         "n_clips": int(len(held_out.y)),
+        "source": getattr(held_out, "source", "members"),
     }
     mlflow.log_metrics(
         {
@@ -173,6 +187,9 @@ def log_calibration(pipeline):
             "calibration_ece_after": summary["ece_after"],
         }
     )
+    if short is not None:
+        mlflow.log_metric("calibration_temperature_short", summary["short_temperature"])
+    mlflow.set_tag("genreclf.calibration_source", summary["source"])
     figure = "figures/reliability_diagram.png"
     with artifact_write(f"the reliability diagram {figure}"):
         mlflow.log_figure(plot_reliability(held_out.y, held_out.proba, after), figure)
