@@ -203,12 +203,15 @@ def make_models(args, members=None):
     from genreclf.pipeline import build_pipeline
 
     models = {"baseline": lambda: accuracy.make_baseline(args.cache, 20)}
+    n_members = members or args.members
+    options = dict(args.extra_options)
+    if n_members == 1:
+        # a temperature never changes one net's argmax, and the default's
+        # calibration net would double the fit: the accuracy is the same without
+        options.setdefault("calibrate", False)
     if not args.baseline_only:
         models["default"] = lambda: build_pipeline(
-            memory=args.cache,
-            random_state=SEED,
-            n_members=members or args.members,
-            **args.extra_options,
+            memory=args.cache, random_state=SEED, n_members=n_members, **options
         )
     return models
 

@@ -4,8 +4,11 @@ A net's probabilities are often too sure of themselves. Temperature scaling
 (Guo et al., 2017) divides the log-probabilities by one number ``T`` fitted on
 held-out clips, which keeps every argmax and makes "0.8" mean right about 80%
 of the time. :class:`~genreclf.ensemble.GenreEnsemble` fits ``T`` on the clips
-each member held out (its ``valid_size``), applies it to every member before
-the soft vote, and keeps what it measured in ``calibration_``;
+each member held out (its ``valid_size``), or that a calibration net held out
+when the members train on every clip, applies it to every member before the
+soft vote, and keeps what it measured in ``calibration_``; one ``T`` for whole
+clips and one for clips of a single window, fitted on excerpts of the held-out
+clips (:func:`length_temperatures` goes between them).
 :func:`expected_calibration_error` and :func:`plot_reliability` report it.
 
 Examples

@@ -164,9 +164,11 @@ class GenreEnsemble(VotingClassifier):
         fitting them again.
     calibrate : bool, default=False
         Temperature-scale the members' probabilities before the soft vote:
-        one temperature, fitted on held-out clips, divides their
-        log-probabilities. Argmaxes of the members are kept; the ensemble's
-        probabilities mean what they say more often (see
+        a temperature fitted on held-out clips divides their
+        log-probabilities, one for whole clips and one for clips of a single
+        window, fitted on excerpts of the held-out clips (see
+        ``short_temperature_``). Argmaxes of the members are kept; the
+        ensemble's probabilities mean what they say more often (see
         :mod:`genreclf.calibration`). The held-out clips are those each
         member held out of its own training (``valid_size`` of a
         :class:`~genreclf.GenreNet`). Members that train on every clip
