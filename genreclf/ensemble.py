@@ -85,7 +85,7 @@ EXCERPT_WINDOWS = (1.0, 2.0 / 3.0)
 def _n_windows(X, net):
     """Windows the fitted ``net`` reads in each clip of ``X`` (1: whole clips)."""
     from genreclf.clips import ClipFeatures
-    from genreclf.windows import window_starts
+    from genreclf.windows import window_index
 
     window, hop = getattr(net, "window_", None), getattr(net, "hop_", None)
     if isinstance(X, ClipFeatures):
@@ -94,7 +94,7 @@ def _n_windows(X, net):
         widths = np.full(len(X), np.shape(X)[-1] if np.ndim(X) > 1 else 1)
     if not window or not hop:
         return np.ones(len(widths), dtype=np.intp)
-    return np.array([len(window_starts(int(w), window, hop)) for w in widths])
+    return window_index(widths, window, hop)[2]
 
 
 def _excerpts(clips, window):
