@@ -637,6 +637,16 @@ def _parse_option(text):
         return key, value
 
 
+def parse_variant(text):
+    """``NAME:option=value,...`` as ``(NAME, {option: value})``.
+
+    Commas inside brackets belong to a value: ``tta:predict_stretch=(0.94,1.06)``.
+    """
+    name, _, opts = text.partition(":")
+    parts = re.split(r",(?![^()\[\]]*[)\]])", opts)
+    return name, dict(_parse_option(o) for o in parts if o)
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],

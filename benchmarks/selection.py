@@ -55,9 +55,7 @@ _NUMBER = re.compile(r"\.000(\d\d)\.")
 
 
 def _variant(text):
-    name, _, opts = text.partition(":")
-    options = dict(accuracy._parse_option(o) for o in opts.split(",") if o)
-    return name, options
+    return accuracy.parse_variant(text)
 
 
 def _hits_and_proba(model, clips, y):

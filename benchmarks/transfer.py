@@ -33,11 +33,14 @@ Usage::
     python benchmarks/transfer.py --folds 0           # transfer only
     python benchmarks/transfer.py --option n_mfcc=20  # a variant of the default
     python benchmarks/transfer.py --no-transfer       # robustness only
+    python benchmarks/transfer.py --predict "one:predict_stretch=()"
+        # also the same fitted default without its tempo views (no refit: paired)
 
 The recordings folder is ``$GENRECLF_REAL_AUDIO``, else ``../shared/data``.
 """
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -227,6 +230,35 @@ def _proba(model, paths):
     return model.predict_proba(np.asarray(paths, dtype=object))
 
 
+@contextlib.contextmanager
+def predicting_with(model, options):
+    """The fitted ``model`` with prediction-time ``options`` set on each of its nets.
+
+    Only options a fitted net reads at prediction (``predict_stretch``) make
+    sense here: the nets are not refitted, so the variants of ``--predict``
+    are paired with the default (the same nets, the same temperatures).
+    """
+    nets = list(getattr(model.steps[-1][1], "estimators_", []) or [])
+    saved = [{k: getattr(net, k) for k in options} for net in nets]
+    try:
+        for net in nets:
+            for key, value in options.items():
+                setattr(net, key, value)
+        yield model
+    finally:
+        for net, old in zip(nets, saved, strict=True):
+            for key, value in old.items():
+                setattr(net, key, value)
+
+
+def _scored_models(args, name, model):
+    """``(name, options)`` of every prediction of ``model`` a table shows."""
+    yield name, {}
+    if name == "default":
+        for label, options in args.predict:
+            yield f"default {label}", options
+
+
 # -- the two parts ------------------------------------------------------------------
 
 
@@ -245,25 +277,29 @@ def run_transfer(args, root, train_paths, train_y):
         start, cpu = time.perf_counter(), time.process_time()
         model = _fit(make(), train_paths, train_y)
         fit_s, fit_cpu = time.perf_counter() - start, time.process_time() - cpu
-        entry = {"fit_s": fit_s, "fit_cpu_s": fit_cpu, "by_length": {}}
-        for length, clips in excerpts.items():
-            proba = _proba(model, clips)
-            top = np.argsort(-proba, axis=1)[:, :3]
-            pred = model.classes_[top[:, 0]]
-            entry["by_length"][length] = {
-                "accuracy": float(np.mean(pred == y)),
-                "members": accuracy.member_accuracy(model, clips, y),
-                "top3": [
-                    [(str(model.classes_[j]), float(p[j])) for j in t]
-                    for t, p in zip(top, proba)
-                ],
-            }
-        results[name] = entry
         _log(f"{name}: fitted in {fit_s:.0f} s ({fit_cpu:.0f} CPU s)")
+        for label, options in _scored_models(args, name, model):
+            entry = {"fit_s": fit_s, "fit_cpu_s": fit_cpu, "by_length": {}}
+            with predicting_with(model, options):
+                for length, clips in excerpts.items():
+                    proba = _proba(model, clips)
+                    top = np.argsort(-proba, axis=1)[:, :3]
+                    pred = model.classes_[top[:, 0]]
+                    entry["by_length"][length] = {
+                        "accuracy": float(np.mean(pred == y)),
+                        "members": accuracy.member_accuracy(model, clips, y),
+                        "top3": [
+                            [(str(model.classes_[j]), float(p[j])) for j in t]
+                            for t, p in zip(top, proba, strict=True)
+                        ],
+                    }
+            results[label] = entry
     print(f"\nTransfer: trained on gtzan-100 ({len(train_y)} clips), "
           f"{len(y)} other recordings")
     lengths = list(excerpts)
-    print(f"{'model':<10}" + "".join(f"{k:>10}" for k in lengths) + "   nets alone (min-max)")
+    width = max(10, *(len(name) + 1 for name in results))
+    print(f"{'model':<{width}}" + "".join(f"{k:>10}" for k in lengths)
+          + "   nets alone (min-max)")
     for name, entry in results.items():
         cells = "".join(f"{entry['by_length'][k]['accuracy']:>10.3f}" for k in lengths)
         nets = [a for k in lengths for a in entry["by_length"][k]["members"]]
@@ -276,7 +312,7 @@ def run_transfer(args, root, train_paths, train_y):
             if nets
             else ""
         )
-        print(f"{name:<10}{cells}   {spread}")
+        print(f"{name:<{width}}{cells}   {spread}")
     print("\nPer clip (top three genres with probabilities):")
     for i, path in enumerate(paths):
         print(f"  {Path(path).name}  [{y[i]}]")
@@ -285,7 +321,7 @@ def run_transfer(args, root, train_paths, train_y):
                 top = entry["by_length"][length]["top3"][i]
                 mark = "ok" if top[0][0] == y[i] else "--"
                 cells = ", ".join(f"{g} {p:.2f}" for g, p in top)
-                print(f"    {mark} {name:<9}{length:<6} {cells}")
+                print(f"    {mark} {name:<{width}}{length:<6} {cells}")
     return {"clips": [str(p) for p in paths], "genres": y.tolist(), "models": results}
 
 
@@ -301,22 +337,25 @@ def run_robustness(args, paths, y):
         _log(f"writing clips: {name}")
         variants[name] = make_perturbed(paths, cache / "perturbed", name)
     models = make_models(args, args.robust_members)
-    hits = {m: {v: np.zeros(len(y), bool) for v in variants} for m in models}
+    scored = [label for name in models for label, _ in _scored_models(args, name, None)]
+    hits = {m: {v: np.zeros(len(y), bool) for v in variants} for m in scored}
     called = {v: np.empty(len(y), dtype=object) for v in variants}
     for k, (train, test) in enumerate(splits):
         for name, make in models.items():
             model = _fit(make(), paths[train], y[train])
-            for variant, clips in variants.items():
-                pred = model.predict(clips[test])
-                hits[name][variant][test] = pred == y[test]
-                if name == "default":
-                    called[variant][test] = pred
-            clean = hits[name]["clean"][test].mean()
-            _log(f"fold {k + 1}/{len(splits)} {name}: clean {clean:.2f}")
+            for label, options in _scored_models(args, name, model):
+                with predicting_with(model, options):
+                    for variant, clips in variants.items():
+                        pred = model.predict(clips[test])
+                        hits[label][variant][test] = pred == y[test]
+                        if label == "default":
+                            called[variant][test] = pred
+                clean = hits[label]["clean"][test].mean()
+                _log(f"fold {k + 1}/{len(splits)} {label}: clean {clean:.2f}")
     print(f"\nRobustness: {args.folds}-fold CV on gtzan-100 ({len(y)} clips), "
           f"{args.robust_members or args.members} net(s) per default model; accuracy "
           "and change from clean (same clips, same models)")
-    header = f"{'variant':<18}" + "".join(f"{m:>22}" for m in hits)
+    header = f"{'variant':<18}" + "".join(f"{m:>{max(22, len(m) + 2)}}" for m in hits)
     print(header)
     table = {}
     for variant in variants:
@@ -330,7 +369,7 @@ def run_robustness(args, paths, y):
                 "std": float(np.std(fold_acc)),
                 "change": delta,
             }
-            cells += f"{acc:>12.3f} ({delta:+.3f}) "
+            cells += f"{acc:>{max(12, len(model) - 8)}.3f} ({delta:+.3f}) "
         print(f"{variant:<18}{cells}")
     print_confusions(y, called)
     return table
@@ -370,6 +409,13 @@ def main(argv=None):
     parser.add_argument(
         "--no-transfer", action="store_true",
         help="the robustness table only (to compare variants of the default)",
+    )
+    parser.add_argument(
+        "--predict", action="append", default=[], type=accuracy.parse_variant,
+        metavar="NAME:option=value",
+        help="also score the fitted default with these prediction-time options of "
+        "its nets, e.g. 'views:predict_stretch=(0.97,1.03)' (repeatable; no refit, "
+        "so the comparison is paired)",
     )
     parser.add_argument("--json", help="write every figure to this file")
     args = parser.parse_args(argv)

@@ -143,8 +143,8 @@ OPTIONS = {
         "--preset",
         default="default",
         help="build_pipeline preset: default (music from elsewhere), matched "
-        "(music produced like the training clips), robust (the default with "
-        "noise on half of the training windows: noisy recordings) or reference "
+        "(music produced like the training clips), robust (the default without "
+        "its tempo views at prediction: processed recordings) or reference "
         "(default: default)",
     ),
     "n_members": _opt(

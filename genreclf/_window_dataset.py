@@ -39,6 +39,8 @@ STRETCH_P = 0.5
 #: (dB) above ``noise_snr`` their draw is uniform in.
 NOISE_P = 0.5
 NOISE_SPAN_DB = 20.0
+#: ``short_excerpts``: the shortest cut, as a share of the window (1.5 s of 3 s).
+SHORT_MIN = 0.5
 
 
 def _tilt_basis(X):
@@ -195,6 +197,13 @@ class WindowDataset(torch.utils.data.Dataset):
         ``[noise_snr, noise_snr + NOISE_SPAN_DB]`` dB, added to the mel
         levels their MFCCs describe (:func:`change_windows`), fresh every
         epoch. Needs ``X.mel_hz`` likewise.
+    short_excerpts : float, default=0.0
+        Augmentation (0: off): this share of the windows read as part of a
+        mini-batch keep only their first ``L`` frames, ``L`` drawn uniformly
+        from :data:`SHORT_MIN` of the window up to the whole window, and
+        repeat them to fill it, as a clip shorter than one window is filled
+        at prediction (:func:`~genreclf.windows.read_windows`). The net then
+        sees, in training, what a 2 s clip looks like, seam included.
     variants : bool, default=False
         Read a random augmentation variant of the clip for each item, each
         time it is drawn, where ``X`` has variants (training); False reads
@@ -244,6 +253,7 @@ class WindowDataset(torch.utils.data.Dataset):
         tilt_shift=0.0,
         noise_snr=0.0,
         pairs=False,
+        short_excerpts=0.0,
     ):
         self.indices = np.asarray(indices, dtype=np.intp).reshape(-1)
         self.X = X
@@ -273,6 +283,7 @@ class WindowDataset(torch.utils.data.Dataset):
         self.time_stretch = float(time_stretch)
         self.tilt_shift = float(tilt_shift)
         self.noise_snr = float(noise_snr)
+        self.short_excerpts = float(short_excerpts)
         changes = self.tilt_shift or self.noise_snr
         self._basis = _tilt_basis(X) if changes else None
         self.pairs = bool(pairs)
@@ -321,6 +332,7 @@ class WindowDataset(torch.utils.data.Dataset):
             self.n_variants is not None
             or self._basis is not None
             or self.time_stretch
+            or self.short_excerpts
             or self._augments()
         )
 
@@ -328,6 +340,8 @@ class WindowDataset(torch.utils.data.Dataset):
         """A mini-batch of windows after the on-the-fly augmentations."""
         if self._augments():
             x = torch.stack([self._augment(item) for item in x])
+        if self.short_excerpts:
+            x = self._shorten(x)
         if self._basis is not None:
             x = self._production(x)
         if self.time_stretch:
@@ -343,6 +357,21 @@ class WindowDataset(torch.utils.data.Dataset):
             quiet = torch.rand(n, dtype=torch.float64) >= NOISE_P
             snr = snr.masked_fill(quiet, float("inf"))
         return change_windows(x, tilt, self._basis, snr)
+
+    def _shorten(self, x):
+        n, width = x.shape[0], x.shape[-1]
+        cut = torch.rand(n, dtype=torch.float64) < self.short_excerpts
+        shortest = max(1, int(np.ceil(SHORT_MIN * width)))
+        length = torch.randint(shortest, width + 1, (n,))
+        rows = torch.nonzero(cut & (length < width)).reshape(-1)
+        if not len(rows):
+            return x
+        # frame t of a cut window is frame t mod L of the window
+        frames = torch.arange(width).unsqueeze(0) % length[rows].unsqueeze(1)
+        index = frames[:, None, None, :].expand(-1, *x.shape[1:3], -1)
+        x = x.clone()
+        x[rows] = torch.gather(x[rows], -1, index)
+        return x
 
     def _stretch(self, x):
         # torch's seeded generator: whether, then how much

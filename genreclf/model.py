@@ -126,6 +126,19 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         Training augmentation (0: off): half of the training windows get
         white noise at an SNR uniform in ``[noise_snr, noise_snr + 20]`` dB,
         added likewise through the mel levels. Needs the same features.
+    short_excerpts : float, default=0.0
+        Training augmentation (0: off): this share of the training windows
+        is cut to its first 1.5-3 s (half a window to a whole one, uniform)
+        and repeated to fill the window, as a clip shorter than one window
+        is at prediction, so that the net learns what a 2 s excerpt looks
+        like (see ``WindowDataset``).
+    predict_stretch : tuple of float, default=()
+        Test-time tempo changes: each window is also predicted stretched in
+        time by each of these factors (its frames interpolated as
+        ``time_stretch`` does in training, e.g. ``(0.94, 1.06)``), and its
+        log-probabilities are averaged over the views before the windows of
+        a clip are combined. Costs one more pass of the net per factor.
+        Needs ``module__head="global"``.
     consistency : float, default=0.0
         Consistency training (0: off): each training mini-batch is read
         twice, the same windows with their own draws of the augmentation
@@ -266,6 +279,8 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         time_stretch=0.0,
         tilt_shift=0.0,
         noise_snr=0.0,
+        short_excerpts=0.0,
+        predict_stretch=(),
         consistency=0.0,
         time_shift=0,
         time_mask=0,
@@ -310,6 +325,8 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         self.time_stretch = time_stretch
         self.tilt_shift = tilt_shift
         self.noise_snr = noise_snr
+        self.short_excerpts = short_excerpts
+        self.predict_stretch = predict_stretch
         self.consistency = consistency
         self.time_shift = time_shift
         self.time_mask = time_mask
@@ -330,6 +347,8 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         tilt_shift=0.0,
         noise_snr=0.0,
         consistency=0.0,
+        short_excerpts=0.0,
+        predict_stretch=(),
     )
 
     def __setstate__(self, state):
@@ -360,6 +379,8 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         "time_stretch": [Interval(Real, 0, 0.5, closed="left")],
         "tilt_shift": [Interval(Real, 0, None, closed="left")],
         "noise_snr": [Interval(Real, 0, None, closed="left")],
+        "short_excerpts": [Interval(Real, 0, 1, closed="both")],
+        "predict_stretch": [tuple, list],
         "consistency": [Interval(Real, 0, None, closed="left")],
         "time_shift": [Interval(Integral, 0, None, closed="left")],
         "time_mask": [Interval(Integral, 0, None, closed="left")],
@@ -498,6 +519,7 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
             time_stretch=self.time_stretch,
             tilt_shift=self.tilt_shift,
             noise_snr=self.noise_snr,
+            short_excerpts=self.short_excerpts,
             pairs=bool(self.consistency),
             **augment,
         )
@@ -548,8 +570,40 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
             logits = logits[0] if isinstance(logits, tuple) else logits
             return torch.log_softmax(logits.double(), dim=1).cpu().numpy()
 
+        rates = self._predict_rates()
+        if rates:
+            plain = log_proba
+
+            def log_proba(batch):
+                views = [plain(batch)]
+                for rate in rates:
+                    width = max(1, int(round(batch.shape[-1] * rate)))
+                    stretched = torch.nn.functional.interpolate(
+                        torch.from_numpy(batch),
+                        size=(batch.shape[-2], width),
+                        mode="bilinear",
+                        align_corners=False,
+                    )
+                    views.append(plain(stretched.numpy()))
+                mean = torch.from_numpy(np.mean(views, axis=0))
+                return torch.log_softmax(mean, dim=1).numpy()
+
         size = self._predict_batch_size()
         return vote_windows(log_proba, X, self.window_, self.hop_, size, self.combine)
+
+    def _predict_rates(self):
+        """``predict_stretch`` as floats, checked against the module."""
+        rates = tuple(float(rate) for rate in getattr(self, "predict_stretch", ()))
+        if any(not 0.5 <= rate <= 2.0 for rate in rates):
+            raise ValueError(
+                f"predict_stretch factors must lie in [0.5, 2], got {rates}"
+            )
+        if rates and getattr(self.module_, "head", "global") == "flatten":
+            raise ValueError(
+                f"predict_stretch={rates} changes the width of the windows, "
+                "which a flattening head cannot take; use module__head='global'"
+            )
+        return rates
 
     def predict(self, X):
         """Most probable label of each clip.

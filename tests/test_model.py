@@ -484,6 +484,84 @@ def test_time_stretch_trains_a_global_head_and_refuses_a_flattening_one(data):
         GenreNet(**TINY, time_stretch=0.7).fit(X, y)
 
 
+def test_short_excerpts_fill_windows_as_a_short_clip_is_filled_at_prediction(data):
+    from genreclf.windows import read_windows
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6, 1, 3, 50)).astype(np.float32)
+    y = np.zeros(6, dtype=np.int64)
+    plain = WindowDataset(X, y, range(6), window=20, hop=10)
+    cut = WindowDataset(X, y, range(6), window=20, hop=10, short_excerpts=0.5)
+    items = list(range(len(plain)))
+    torch.manual_seed(0)
+    lengths = []
+    for _ in range(20):
+        before, after = plain[items][0].numpy(), cut[items][0].numpy()
+        for whole, seen in zip(before, after, strict=True):
+            if np.array_equal(whole, seen):
+                continue
+            # the window's first L frames, repeated to fill it as read_windows
+            # fills a clip of L frames
+            length = next(
+                n for n in range(1, 20) if np.array_equal(seen[..., n], seen[..., 0])
+            )
+            clip = whole[None, ..., :length]
+            np.testing.assert_array_equal(
+                seen, read_windows(clip, np.array([0]), np.array([0]), 20)[0]
+            )
+            lengths.append(length)
+    share = len(lengths) / (20 * len(items))
+    assert 0.3 < share < 0.5  # half drawn, a few of them at the whole window
+    assert min(lengths) >= 10 and max(lengths) == 19 and len(set(lengths)) > 5
+    X_small, y_small = data
+    options = dict(TINY, max_epochs=2, window=12, short_excerpts=0.5, random_state=0)
+    net = GenreNet(**options).fit(X_small, y_small)
+    again = GenreNet(**options).fit(X_small, y_small)
+    np.testing.assert_allclose(again.predict_proba(X_small), net.predict_proba(X_small))
+    with pytest.raises(ValueError, match="short_excerpts"):
+        GenreNet(**TINY, window=12, short_excerpts=1.5).fit(X_small, y_small)
+
+
+def test_predict_stretch_averages_each_window_over_tempo_changed_views(data):
+    from genreclf.windows import window_index
+
+    X, y = data
+    net = GenreNet(**TINY, max_epochs=2, window=12, window_hop=6, random_state=0)
+    net.set_params(module__head="global", combine="logmean").fit(X, y)
+    plain = net.predict_proba(X)
+    same = net.set_params(predict_stretch=(1.0,)).predict_proba(X)
+    np.testing.assert_allclose(same, plain)
+    net.set_params(predict_stretch=(0.9, 1.1))
+    viewed = net.predict_proba(X)
+    assert not np.allclose(viewed, plain)
+    # by hand: every window at 12, 11 and 13 frames (10.8 and 13.2 rounded)
+    ids, starts, counts = window_index(np.full(len(X), X.shape[-1]), 12, 6)
+    cuts = [X[i][..., s : s + 12] for i, s in zip(ids, starts, strict=True)]
+    windows = torch.from_numpy(np.stack(cuts).astype(np.float32))
+    net.module_.eval()
+    logs = []
+    with torch.no_grad():
+        for width in (12, 11, 13):
+            view = torch.nn.functional.interpolate(
+                windows,
+                size=(windows.shape[-2], width),
+                mode="bilinear",
+                align_corners=False,
+            )
+            logs.append(torch.log_softmax(net.module_(view).double(), dim=1))
+    per_window = torch.log_softmax(torch.stack(logs).mean(dim=0), dim=1).numpy()
+    totals = np.zeros((len(X), len(GENRES)))
+    np.add.at(totals, ids, per_window)
+    expected = np.exp(totals / counts[:, None])
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(viewed, expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="must lie in"):
+        net.set_params(predict_stretch=(3.0,)).predict_proba(X)
+    flat = GenreNet(**TINY, max_epochs=1, window=12, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="flattening head"):
+        flat.set_params(predict_stretch=(0.9,)).predict_proba(X)
+
+
 def _tilt_features(y, sr=22050):
     """40 MFCCs of ``y`` at one RMS level, as ``loudness="rms"`` computes them."""
     from genreclf._mfcc import compute_mfcc

@@ -312,23 +312,31 @@ def test_matched_and_robust_presets_are_the_default_with_their_training():
     default = PRESETS["default"]
     assert default["augment_recipe"] == "single"
     assert (default["tilt_shift"], default["time_stretch"]) == (6.0, 0.08)
-    # matched: no production changes at all, neither variants nor on the fly
+    # since stop 26: noise on half of the training windows and two tempo views
+    # of every window at prediction
+    assert default["noise_snr"] == 25.0
+    assert tuple(default["predict_stretch"]) == (0.94, 1.06)
+    # matched: no production changes at all, neither variants nor on the fly,
+    # and no tempo views (its nets never heard a tempo change)
     assert PRESETS["matched"] == {
         **default,
         "augment": 0,
         "max_epochs": 12,
         "tilt_shift": 0.0,
         "time_stretch": 0.0,
+        "noise_snr": 0.0,
+        "predict_stretch": (),
         "valid_size": 0.2,
     }
-    # robust: the default with noise on the fly (half of the training windows)
-    assert PRESETS["robust"] == {**default, "noise_snr": 25.0}
-    assert "noise_snr" not in default
+    # robust: the default without its tempo views (stop 25's robust preset)
+    assert PRESETS["robust"] == {**default, "predict_stretch": ()}
     # the default: every net on every clip, calibrated by a calibration net
     params = build_pipeline().get_params()
     assert params["ensemble__net__valid_size"] == 0
     assert params["ensemble__calibrate"] is True
     assert params["ensemble__calibration_size"] == 0.2
+    assert params["ensemble__net__noise_snr"] == 25.0
+    assert params["ensemble__net__predict_stretch"] == (0.94, 1.06)
     assert build_pipeline(calibration_size=10).get_params()[
         "ensemble__calibration_size"
     ] == 10
@@ -336,11 +344,17 @@ def test_matched_and_robust_presets_are_the_default_with_their_training():
     assert matched["mfcc__augment"] == 0 and matched["ensemble__net__max_epochs"] == 12
     assert matched["ensemble__net__tilt_shift"] == 0
     assert matched["ensemble__net__time_stretch"] == 0
+    assert matched["ensemble__net__noise_snr"] == 0
+    assert matched["ensemble__net__predict_stretch"] == ()
     robust = build_pipeline("robust", max_epochs=5).get_params()
     assert robust["mfcc__augment"] == 6 and robust["ensemble__net__max_epochs"] == 5
     assert robust["ensemble__net__noise_snr"] == 25.0
     assert robust["ensemble__net__tilt_shift"] == 6.0
-    assert build_pipeline().get_params()["ensemble__net__noise_snr"] == 0
+    assert robust["ensemble__net__predict_stretch"] == ()
+    # stop 25's default, by its options
+    before = build_pipeline(noise_snr=0, predict_stretch=()).get_params()
+    assert before["ensemble__net__noise_snr"] == 0
+    assert before["ensemble__net__predict_stretch"] == ()
     # stop 22's robust configuration, by its options
     old = build_pipeline(
         augment=3, augment_recipe="stacked", max_epochs=20, tilt_shift=8.0
@@ -363,8 +377,9 @@ def test_a_fixed_duration_turns_the_presets_augmentation_off():
     logmel = build_pipeline("robust", features="logmel").get_params()
     assert logmel["ensemble__net__tilt_shift"] == 0 and logmel["mfcc__augment"] == 6
     assert logmel["ensemble__net__noise_snr"] == 0
-    flat = build_pipeline("robust", head="flatten").get_params()
+    flat = build_pipeline(head="flatten").get_params()
     assert flat["ensemble__net__time_stretch"] == 0
+    assert flat["ensemble__net__predict_stretch"] == ()  # one width only
     assert flat["ensemble__net__tilt_shift"] == 6.0
     assert flat["ensemble__net__noise_snr"] == 25.0
     # given explicitly, an option is kept
