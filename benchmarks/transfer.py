@@ -330,10 +330,12 @@ def run_robustness(args, paths, y):
 
     cv = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=SEED)
     splits = list(cv.split(np.zeros(len(y)), y))
+    if args.only_folds:
+        splits = [splits[k - 1] for k in args.only_folds]
     cache = Path(args.cache)
     variants = {"clean": paths}
     variants["3 s excerpt"] = accuracy.make_excerpts(paths, cache / "gtzan-3s", 3.0)
-    for name in PERTURBATIONS:
+    for name in args.changes or PERTURBATIONS:
         _log(f"writing clips: {name}")
         variants[name] = make_perturbed(paths, cache / "perturbed", name)
     models = make_models(args, args.robust_members)
@@ -352,7 +354,8 @@ def run_robustness(args, paths, y):
                             called[variant][test] = pred
                 clean = hits[label]["clean"][test].mean()
                 _log(f"fold {k + 1}/{len(splits)} {label}: clean {clean:.2f}")
-    print(f"\nRobustness: {args.folds}-fold CV on gtzan-100 ({len(y)} clips), "
+    folds = f" (folds {args.only_folds})" if args.only_folds else ""
+    print(f"\nRobustness: {args.folds}-fold CV{folds} on gtzan-100 ({len(y)} clips), "
           f"{args.robust_members or args.members} net(s) per default model; accuracy "
           "and change from clean (same clips, same models)")
     header = f"{'variant':<18}" + "".join(f"{m:>{max(22, len(m) + 2)}}" for m in hits)
@@ -417,9 +420,22 @@ def main(argv=None):
         "its nets, e.g. 'views:predict_stretch=(0.97,1.03)' (repeatable; no refit, "
         "so the comparison is paired)",
     )
+    parser.add_argument(
+        "--only-folds", type=lambda t: [int(k) for k in t.split(",")], default=None,
+        metavar="K,K", help="robustness on these folds only (1-based; a quicker look)",
+    )
+    parser.add_argument(
+        "--changes", type=lambda t: t.split(","), default=None,
+        metavar="NAME,NAME", help=f"robustness rows to run, of: {', '.join(PERTURBATIONS)}",
+    )
     parser.add_argument("--json", help="write every figure to this file")
     args = parser.parse_args(argv)
     args.extra_options = dict(accuracy._parse_option(o) for o in args.option)
+    unknown = sorted(set(args.changes or ()) - set(PERTURBATIONS))
+    if unknown:
+        parser.error(f"--changes: unknown {unknown}; known: {list(PERTURBATIONS)}")
+    if any(not 1 <= k <= args.folds for k in args.only_folds or ()):
+        parser.error(f"--only-folds: folds are 1..{args.folds}, got {args.only_folds}")
     from genreclf.datasets import load_folder
 
     root = Path(args.root)

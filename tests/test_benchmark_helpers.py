@@ -56,3 +56,47 @@ def test_member_hits_score_each_net_alone(accuracy, tiny_demo):
         called = pipe.classes_[net.predict_proba(X).argmax(1)]
         np.testing.assert_array_equal(row, called == y[:6])
     assert accuracy.member_accuracy(pipe, paths[:6], y[:6]) == list(hits.mean(axis=1))
+
+
+def test_variants_keep_commas_inside_brackets(accuracy):
+    assert accuracy.parse_variant("tta:predict_stretch=(0.94,1.06),noise_snr=25") == (
+        "tta", {"predict_stretch": [0.94, 1.06], "noise_snr": 25}
+    )
+    assert accuracy.parse_variant("one:predict_stretch=()") == (
+        "one", {"predict_stretch": []}
+    )
+    assert accuracy.parse_variant("default") == ("default", {})
+
+
+def test_transfer_scores_a_fitted_default_with_other_prediction_options(
+    accuracy, tiny_demo
+):
+    from genreclf import build_pipeline
+
+    spec = importlib.util.spec_from_file_location("transfer", BENCHMARKS / "transfer.py")
+    transfer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(transfer)
+    _, paths, y = tiny_demo
+    paths, y = np.asarray(paths, dtype=object), np.asarray(y)
+    pipe = build_pipeline(
+        "demo", n_members=2, random_state=0, max_epochs=1, augment=0,
+        filters=(4,), dense=8, valid_size=0, calibrate=False,
+    ).fit(paths, y)
+    nets = pipe.steps[-1][1].estimators_
+    assert all(tuple(net.predict_stretch) == (0.94, 1.06) for net in nets)
+    viewed = pipe.predict_proba(paths[:6])
+    with transfer.predicting_with(pipe, {"predict_stretch": ()}) as same:
+        assert same is pipe and all(net.predict_stretch == () for net in nets)
+        plain = pipe.predict_proba(paths[:6])
+    # restored on the way out, even after an error inside
+    assert all(tuple(net.predict_stretch) == (0.94, 1.06) for net in nets)
+    with pytest.raises(ValueError, match="must lie in"):
+        with transfer.predicting_with(pipe, {"predict_stretch": (5.0,)}):
+            pipe.predict_proba(paths[:2])
+    assert all(tuple(net.predict_stretch) == (0.94, 1.06) for net in nets)
+    np.testing.assert_allclose(pipe.predict_proba(paths[:6]), viewed)
+    # the plain answers are those of nets without views, set by hand
+    for net in nets:
+        net.predict_stretch = ()
+    np.testing.assert_allclose(pipe.predict_proba(paths[:6]), plain)
+    assert not np.allclose(plain, viewed)
