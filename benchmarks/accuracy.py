@@ -56,6 +56,7 @@ out its own part for the best epoch) and are scored on the test split.
 
 import argparse
 import ast
+import contextlib
 import json
 import os
 import re
@@ -267,6 +268,28 @@ def member_hits(model, paths, y):
     X = model[:-1].transform(np.asarray(paths, dtype=object))
     classes = model.classes_
     return np.array([classes[net.predict_proba(X).argmax(1)] == y for net in nets])
+
+
+@contextlib.contextmanager
+def predicting_with(model, options):
+    """The fitted ``model`` with prediction-time ``options`` set on each of its nets.
+
+    Only options a fitted net reads at prediction (``predict_stretch``) make
+    sense here: the nets are not refitted, so what they predict is paired with
+    what they predict without (the same nets, the same temperatures); the
+    options are put back on the way out.
+    """
+    nets = list(getattr(model.steps[-1][1], "estimators_", []) or [])
+    saved = [{k: getattr(net, k) for k in options} for net in nets]
+    try:
+        for net in nets:
+            for key, value in options.items():
+                setattr(net, key, value)
+        yield model
+    finally:
+        for net, old in zip(nets, saved, strict=True):
+            for key, value in old.items():
+                setattr(net, key, value)
 
 
 def member_accuracy(model, paths, y):

@@ -48,11 +48,6 @@ def _timed(fn):
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _set_views(ensemble, rates):
-    for member in ensemble.estimators_:
-        member.set_params(predict_stretch=rates)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     accuracy.add_data_arguments(parser)
@@ -86,9 +81,9 @@ def main(argv=None):
     for repeat in range(args.repeats):
         order = ("plain", "views") if repeat % 2 == 0 else ("views", "plain")
         for name in order:
-            _set_views(ensemble, () if name == "plain" else rates)
-            times[name].append(_timed(lambda: ensemble.predict_proba(X)))
-    _set_views(ensemble, rates)
+            views = {"predict_stretch": () if name == "plain" else rates}
+            with accuracy.predicting_with(pipe, views):
+                times[name].append(_timed(lambda: ensemble.predict_proba(X)))
     n = len(clips)
     load = os.getloadavg()
     print(

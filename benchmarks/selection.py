@@ -54,10 +54,6 @@ TWO_SECOND_PLACES = (0.2, 0.5, 0.8)
 _NUMBER = re.compile(r"\.000(\d\d)\.")
 
 
-def _variant(text):
-    return accuracy.parse_variant(text)
-
-
 def _hits_and_proba(model, clips, y):
     """Whether each of ``clips`` is predicted right, and the model's probabilities."""
     proba = np.asarray(model.predict_proba(clips), dtype=np.float64)
@@ -96,7 +92,7 @@ def main(argv=None):
     variants = dict(VARIANTS)
     if args.variants:
         variants = {k: variants[k] for k in args.variants.split(",")}
-    variants.update(_variant(v) for v in args.variant)
+    variants.update(accuracy.parse_variant(v) for v in args.variant)
     paths, y = load_folder(Path(args.root) / "gtzan-100")
     paths, y = np.asarray(paths, dtype=object), np.asarray(y)
     if args.part == "dev":

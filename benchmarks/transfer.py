@@ -40,7 +40,6 @@ The recordings folder is ``$GENRECLF_REAL_AUDIO``, else ``../shared/data``.
 """
 
 import argparse
-import contextlib
 import hashlib
 import json
 import os
@@ -230,27 +229,6 @@ def _proba(model, paths):
     return model.predict_proba(np.asarray(paths, dtype=object))
 
 
-@contextlib.contextmanager
-def predicting_with(model, options):
-    """The fitted ``model`` with prediction-time ``options`` set on each of its nets.
-
-    Only options a fitted net reads at prediction (``predict_stretch``) make
-    sense here: the nets are not refitted, so the variants of ``--predict``
-    are paired with the default (the same nets, the same temperatures).
-    """
-    nets = list(getattr(model.steps[-1][1], "estimators_", []) or [])
-    saved = [{k: getattr(net, k) for k in options} for net in nets]
-    try:
-        for net in nets:
-            for key, value in options.items():
-                setattr(net, key, value)
-        yield model
-    finally:
-        for net, old in zip(nets, saved, strict=True):
-            for key, value in old.items():
-                setattr(net, key, value)
-
-
 def _scored_models(args, name, model):
     """``(name, options)`` of every prediction of ``model`` a table shows."""
     yield name, {}
@@ -280,7 +258,7 @@ def run_transfer(args, root, train_paths, train_y):
         _log(f"{name}: fitted in {fit_s:.0f} s ({fit_cpu:.0f} CPU s)")
         for label, options in _scored_models(args, name, model):
             entry = {"fit_s": fit_s, "fit_cpu_s": fit_cpu, "by_length": {}}
-            with predicting_with(model, options):
+            with accuracy.predicting_with(model, options):
                 for length, clips in excerpts.items():
                     proba = _proba(model, clips)
                     top = np.argsort(-proba, axis=1)[:, :3]
@@ -346,7 +324,7 @@ def run_robustness(args, paths, y):
         for name, make in models.items():
             model = _fit(make(), paths[train], y[train])
             for label, options in _scored_models(args, name, model):
-                with predicting_with(model, options):
+                with accuracy.predicting_with(model, options):
                     for variant, clips in variants.items():
                         pred = model.predict(clips[test])
                         hits[label][variant][test] = pred == y[test]

@@ -43,6 +43,22 @@ NOISE_SPAN_DB = 20.0
 SHORT_MIN = 0.5
 
 
+def stretch_windows(x, rate):
+    """Windows ``x`` of shape (n, channels, bands, frames) stretched in time.
+
+    Their frames are interpolated (bilinear) to ``round(frames * rate)``, as a
+    tempo change would space them: ``time_stretch`` in training and the views
+    of ``GenreNet(predict_stretch=...)`` at prediction share this. A rate
+    that keeps the width returns ``x`` itself.
+    """
+    width = max(1, int(round(x.shape[-1] * rate)))
+    if width == x.shape[-1]:
+        return x
+    return torch.nn.functional.interpolate(
+        x, size=(x.shape[-2], width), mode="bilinear", align_corners=False
+    )
+
+
 def _tilt_basis(X):
     """What ``tilt_shift`` and ``noise_snr`` need of ``X``, as float32 tensors.
 
@@ -378,13 +394,7 @@ class WindowDataset(torch.utils.data.Dataset):
         if float(torch.rand((), dtype=torch.float64)) >= STRETCH_P:
             return x
         draw = float(torch.rand((), dtype=torch.float64))
-        rate = 1.0 + self.time_stretch * (2.0 * draw - 1.0)
-        width = max(1, int(round(x.shape[-1] * rate)))
-        if width == x.shape[-1]:
-            return x
-        return torch.nn.functional.interpolate(
-            x, size=(x.shape[-2], width), mode="bilinear", align_corners=False
-        )
+        return stretch_windows(x, 1.0 + self.time_stretch * (2.0 * draw - 1.0))
 
     def _augments(self):
         return any((self.time_shift, self.time_mask, self.freq_mask, self.c0_shift))

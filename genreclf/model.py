@@ -32,6 +32,7 @@ from genreclf._training import (
     genre_names,
     holdout_split,
 )
+from genreclf._window_dataset import stretch_windows
 from genreclf.cnn import ConvBlock, GenreCNN, input_stats
 from genreclf.windows import (
     COMBINE_RULES,
@@ -575,16 +576,10 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
             plain = log_proba
 
             def log_proba(batch):
+                windows = torch.from_numpy(batch)
                 views = [plain(batch)]
                 for rate in rates:
-                    width = max(1, int(round(batch.shape[-1] * rate)))
-                    stretched = torch.nn.functional.interpolate(
-                        torch.from_numpy(batch),
-                        size=(batch.shape[-2], width),
-                        mode="bilinear",
-                        align_corners=False,
-                    )
-                    views.append(plain(stretched.numpy()))
+                    views.append(plain(stretch_windows(windows, rate).numpy()))
                 mean = torch.from_numpy(np.mean(views, axis=0))
                 return torch.log_softmax(mean, dim=1).numpy()
 

@@ -217,16 +217,17 @@ def _ruled_out(params):
     have no place and whose mel bands the nets do not know; log-mel rows are
     not MFCCs; a flattening head takes one window width only. These are left
     off unless asked for explicitly (which still raises the step's error).
+    Returns ``{path: the value that turns it off}``.
     """
     fixed = params.get(f"{_MFCC}__duration") is not None
     not_mfcc = params.get(f"{_MFCC}__features", "mfcc") != "mfcc"
-    out = []
+    out = {}
     if fixed:
-        out.append(f"{_MFCC}__augment")
+        out[f"{_MFCC}__augment"] = 0
     if fixed or not_mfcc:
-        out += [f"{_NET}tilt_shift", f"{_NET}noise_snr"]
+        out.update({f"{_NET}tilt_shift": 0, f"{_NET}noise_snr": 0})
     if params.get(f"{_MODULE}head") == "flatten":
-        out += [f"{_NET}time_stretch", f"{_NET}predict_stretch"]
+        out.update({f"{_NET}time_stretch": 0, f"{_NET}predict_stretch": ()})
     return out
 
 
@@ -345,9 +346,9 @@ def build_pipeline(
             )
         params[path] = value
     given = {key if "__" in key else OPTION_PATHS.get(key) for key in options}
-    for path in _ruled_out(params):
+    for path, off in _ruled_out(params).items():
         if path in params and path not in given:
-            params[path] = () if path.endswith("predict_stretch") else 0
+            params[path] = off
     net = GenreNet(device=device, verbose=int(verbose))
     ensemble = GenreEnsemble(
         net, n_members=n_members, random_state=random_state, verbose=bool(verbose)

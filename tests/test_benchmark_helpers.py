@@ -68,14 +68,9 @@ def test_variants_keep_commas_inside_brackets(accuracy):
     assert accuracy.parse_variant("default") == ("default", {})
 
 
-def test_transfer_scores_a_fitted_default_with_other_prediction_options(
-    accuracy, tiny_demo
-):
+def test_a_fitted_default_is_scored_with_other_prediction_options(accuracy, tiny_demo):
     from genreclf import build_pipeline
 
-    spec = importlib.util.spec_from_file_location("transfer", BENCHMARKS / "transfer.py")
-    transfer = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(transfer)
     _, paths, y = tiny_demo
     paths, y = np.asarray(paths, dtype=object), np.asarray(y)
     pipe = build_pipeline(
@@ -85,13 +80,13 @@ def test_transfer_scores_a_fitted_default_with_other_prediction_options(
     nets = pipe.steps[-1][1].estimators_
     assert all(tuple(net.predict_stretch) == (0.94, 1.06) for net in nets)
     viewed = pipe.predict_proba(paths[:6])
-    with transfer.predicting_with(pipe, {"predict_stretch": ()}) as same:
+    with accuracy.predicting_with(pipe, {"predict_stretch": ()}) as same:
         assert same is pipe and all(net.predict_stretch == () for net in nets)
         plain = pipe.predict_proba(paths[:6])
     # restored on the way out, even after an error inside
     assert all(tuple(net.predict_stretch) == (0.94, 1.06) for net in nets)
     with pytest.raises(ValueError, match="must lie in"):
-        with transfer.predicting_with(pipe, {"predict_stretch": (5.0,)}):
+        with accuracy.predicting_with(pipe, {"predict_stretch": (5.0,)}):
             pipe.predict_proba(paths[:2])
     assert all(tuple(net.predict_stretch) == (0.94, 1.06) for net in nets)
     np.testing.assert_allclose(pipe.predict_proba(paths[:6]), viewed)
