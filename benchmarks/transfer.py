@@ -404,7 +404,8 @@ def main(argv=None):
     )
     parser.add_argument(
         "--changes", type=lambda t: t.split(","), default=None,
-        metavar="NAME,NAME", help=f"robustness rows to run, of: {', '.join(PERTURBATIONS)}",
+        metavar="NAME,NAME", help="robustness rows to run, of: "
+        + ", ".join(PERTURBATIONS).replace("%", "%%"),
     )
     parser.add_argument("--json", help="write every figure to this file")
     args = parser.parse_args(argv)
