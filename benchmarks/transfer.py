@@ -277,14 +277,15 @@ def run_transfer(args, root, train_paths, train_y):
     lengths = list(excerpts)
     width = max(10, *(len(name) + 1 for name in results))
     print(f"{'model':<{width}}" + "".join(f"{k:>10}" for k in lengths)
-          + "   nets alone (min-max)")
+          + "   nets alone: mean (min-max)")
     for name, entry in results.items():
         cells = "".join(f"{entry['by_length'][k]['accuracy']:>10.3f}" for k in lengths)
         nets = [a for k in lengths for a in entry["by_length"][k]["members"]]
         spread = (
             " ".join(
-                f"{k}: {min(entry['by_length'][k]['members']):.2f}-"
-                f"{max(entry['by_length'][k]['members']):.2f}"
+                f"{k}: {np.mean(entry['by_length'][k]['members']):.2f} "
+                f"({min(entry['by_length'][k]['members']):.2f}-"
+                f"{max(entry['by_length'][k]['members']):.2f})"
                 for k in lengths
             )
             if nets

@@ -33,7 +33,8 @@ TILT_CLIP_DB = TILT_LIMIT_DB
 TILT_TOP_DB = TOP_DB
 _DB = float(np.log(10.0) / 10.0)  # power = exp(dB * _DB)
 
-#: ``time_stretch``: the share of mini-batches stretched.
+#: ``time_stretch``: the share of training windows stretched (each by its own
+#: factor; the others are left as they are).
 STRETCH_P = 0.5
 #: ``noise_snr``: the share of windows that get noise, and the span of SNRs
 #: (dB) above ``noise_snr`` their draw is uniform in.
@@ -47,9 +48,10 @@ def stretch_windows(x, rate):
     """Windows ``x`` of shape (n, channels, bands, frames) stretched in time.
 
     Their frames are interpolated (bilinear) to ``round(frames * rate)``, as a
-    tempo change would space them: ``time_stretch`` in training and the views
-    of ``GenreNet(predict_stretch=...)`` at prediction share this. A rate
-    that keeps the width returns ``x`` itself.
+    tempo change would space them: the views of
+    ``GenreNet(predict_stretch=...)`` at prediction (training's
+    ``time_stretch`` keeps the width: :func:`stretch_each`). A rate that
+    keeps the width returns ``x`` itself.
     """
     width = max(1, int(round(x.shape[-1] * rate)))
     if width == x.shape[-1]:
@@ -57,6 +59,53 @@ def stretch_windows(x, rate):
     return torch.nn.functional.interpolate(
         x, size=(x.shape[-2], width), mode="bilinear", align_corners=False
     )
+
+
+def stretch_each(x, rates):
+    """Windows ``x``, each stretched in time by its own rate, their width kept.
+
+    Window ``i`` is resampled (bilinear) as if its frames were spaced
+    ``rates[i]`` times as far apart about its centre, as a tempo change
+    ``1 / rates[i]`` would space them, then cut back to its width: a rate
+    above 1 (slower music) spreads its middle frames over the window, a rate
+    below 1 (faster music) brings in frames mirrored at its edges. Windows
+    whose rate is 1 are returned unchanged. Keeping the width lets every
+    mini-batch mix stretched and plain windows, so that batch normalisation
+    sees in training the same mixture it is given running statistics of.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (n, channels, bands, frames)
+    rates : torch.Tensor of shape (n,)
+        Positive factors.
+
+    Returns
+    -------
+    torch.Tensor of the shape of ``x``
+    """
+    rows = torch.nonzero(rates != 1.0).reshape(-1)
+    if not len(rows):
+        return x
+    bands, width = x.shape[-2], x.shape[-1]
+    centre = (width - 1) / 2.0
+    frame = torch.arange(width, dtype=torch.float64)
+    source = centre + (frame[None, :] - centre) / rates[rows, None].double()
+    # grid_sample's coordinates (align_corners=False): pixel p is at
+    # (2p + 1) / size - 1; the bands are sampled where they are
+    across = (2.0 * source + 1.0) / width - 1.0
+    down = (2.0 * torch.arange(bands, dtype=torch.float64) + 1.0) / bands - 1.0
+    grid = torch.stack(
+        torch.broadcast_tensors(across[:, None, :], down[None, :, None]), dim=-1
+    )
+    out = x.clone()
+    out[rows] = torch.nn.functional.grid_sample(
+        x[rows],
+        grid.to(x.dtype),
+        mode="bilinear",
+        padding_mode="reflection",
+        align_corners=False,
+    )
+    return out
 
 
 def _tilt_basis(X):
@@ -190,16 +239,19 @@ class WindowDataset(torch.utils.data.Dataset):
         Augmentation: add one uniform draw from ``[-c0_shift, c0_shift]`` to
         the first coefficient (c0, the loudness term), as a random gain does.
     time_stretch : float, default=0.0
-        Augmentation: every mini-batch read as a list is stretched or
-        squeezed in time, linearly interpolated to ``round(window * s)``
-        frames with one ``s`` drawn uniformly from ``[1 - time_stretch,
-        1 + time_stretch]``, as a phase-vocoder tempo change does (it
-        interpolates the magnitudes of neighbouring frames at the new
-        rate). :data:`STRETCH_P` of the mini-batches are stretched, the
-        others left as they are: stretching every one blends every
-        training frame, which frames at prediction are not (measured: 4 to
-        12 points lower on clean clips). Needs a net that takes any width (a
-        global head). Items read one at a time are not stretched.
+        Augmentation: :data:`STRETCH_P` of the windows read as part of a
+        mini-batch are stretched or squeezed in time, each by its own factor
+        ``s`` drawn uniformly from ``[1 - time_stretch, 1 + time_stretch]``,
+        their frames linearly interpolated as a phase-vocoder tempo change does
+        (it interpolates the magnitudes of neighbouring frames at the new rate)
+        and the window's width kept (:func:`stretch_each`). The others are left
+        as they are: stretching every window blends every training frame, which
+        frames at prediction are not (measured when whole mini-batches were
+        stretched: 4 to 12 points lower on clean clips). Every mini-batch holds
+        both kinds, so the running statistics of batch normalisation describe
+        the batches the net learned on (until stop 26 whole mini-batches were
+        stretched to another width; measured 2-4 points lower without test-time
+        views, docs/results.rst). Items read one at a time are not stretched.
     tilt_shift : float, default=0.0
         Augmentation: every window read as part of a mini-batch gets a
         spectral tilt of its own, a uniform draw from ``[-tilt_shift,
@@ -390,11 +442,12 @@ class WindowDataset(torch.utils.data.Dataset):
         return x
 
     def _stretch(self, x):
-        # torch's seeded generator: whether, then how much
-        if float(torch.rand((), dtype=torch.float64)) >= STRETCH_P:
-            return x
-        draw = float(torch.rand((), dtype=torch.float64))
-        return stretch_windows(x, 1.0 + self.time_stretch * (2.0 * draw - 1.0))
+        # torch's seeded generator: which windows, then how much
+        n = x.shape[0]
+        chosen = torch.rand(n, dtype=torch.float64) < STRETCH_P
+        draw = torch.rand(n, dtype=torch.float64)
+        rates = torch.where(chosen, 1.0 + self.time_stretch * (2.0 * draw - 1.0), 1.0)
+        return stretch_each(x, rates)
 
     def _augments(self):
         return any((self.time_shift, self.time_mask, self.freq_mask, self.c0_shift))
@@ -418,3 +471,4 @@ class WindowDataset(torch.utils.data.Dataset):
 # Documented (and named in pickles) where users import them from.
 WindowDataset.__module__ = "genreclf.windows"
 change_windows.__module__ = "genreclf.windows"
+stretch_each.__module__ = "genreclf.windows"

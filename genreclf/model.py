@@ -110,12 +110,11 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         probabilities, normalised mean of log-probabilities, or the fraction
         of windows voting for each class.
     time_stretch : float, default=0.0
-        Training augmentation: each training mini-batch of windows is
-        stretched in time by one factor drawn from ``[1 - time_stretch,
-        1 + time_stretch]`` (linear interpolation of its frames), as a
-        phase-vocoder tempo change does; half of the mini-batches are left
-        as they are (see ``WindowDataset``). Needs ``module__head="global"``
-        (a flattening head takes one width only).
+        Training augmentation: half of the training windows are each
+        stretched in time by a factor of their own drawn from ``[1 -
+        time_stretch, 1 + time_stretch]`` (linear interpolation of their
+        frames, the width kept), as a phase-vocoder tempo change does; the
+        others are left as they are (see ``WindowDataset``).
     tilt_shift : float, default=0.0
         Training augmentation: every training window gets its own spectral
         tilt EQ, uniform in ``[-tilt_shift, tilt_shift]`` dB/octave about
@@ -498,12 +497,6 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         names = genre_names(self.classes_)  # for the warning of a thin genre
         train, valid = holdout_split(y, self.valid_size, self.seed_, names=names)
         augment = {name: getattr(self, name) for name in WINDOW_AUGMENTATIONS}
-        if self.time_stretch and getattr(self.module_, "head", "global") == "flatten":
-            raise ValueError(
-                f"time_stretch={self.time_stretch} changes the width of the "
-                "training windows, which a flattening head cannot take; use "
-                "module__head='global' or time_stretch=0"
-            )
         if self.consistency and self.mixup:
             raise ValueError(
                 f"consistency={self.consistency} and mixup={self.mixup} cannot be "

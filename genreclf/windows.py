@@ -10,7 +10,8 @@ mini-batch of windows at a time: a dense array is read through a strided view,
 a ``ClipFeatures`` through :meth:`~genreclf.clips.ClipFeatures.window`.
 
 :class:`WindowDataset`, the torch dataset of a net's training and validation
-windows, and :func:`change_windows`, its tilt EQ and noise on MFCC windows, live
+windows, :func:`change_windows`, its tilt EQ and noise on MFCC windows, and
+:func:`stretch_each`, its tempo changes, live
 in :mod:`genreclf._window_dataset` (so that this module needs numpy only) and
 stay importable from here.
 """
@@ -30,6 +31,7 @@ __all__ = [
     "finish_combine",
     "iter_window_batches",
     "read_windows",
+    "stretch_each",
     "vote_windows",
     "window_index",
     "window_starts",
@@ -350,7 +352,7 @@ def vote_windows(log_proba, X, window, hop, batch_size, rule):
 def __getattr__(name):
     # Imported on first use: genreclf._window_dataset imports this module, and
     # torch is not needed to slice windows or combine their votes.
-    if name in ("WindowDataset", "change_windows"):
+    if name in ("WindowDataset", "change_windows", "stretch_each"):
         import genreclf._window_dataset
 
         return getattr(genreclf._window_dataset, name)

@@ -139,6 +139,52 @@ def test_cnn_input_stats_branch():
     assert float(stats[:, [0, 1, 3, 4, 5]].abs().sum()) == 0.0
 
 
+def test_input_stats_smoothing_takes_the_change_between_moving_means():
+    """stats_smoothing=3: the change's spread is that of 3-frame moving means."""
+    row = torch.tensor([0.0, 3.0, 0.0, 3.0, 0.0])
+    X = row.view(1, 1, 1, 5)
+    # moving means of 3 (of 2 at the edges): 1.5, 1, 2, 1, 1.5
+    moving = torch.tensor([1.5, 1.0, 2.0, 1.0, 1.5])
+    expected = moving.diff().std(correction=0)
+    stats = genreclf.cnn.input_stats(X, 3).view(3)
+    torch.testing.assert_close(stats[0], row.mean())  # mean and spread unchanged
+    torch.testing.assert_close(stats[1], row.std(correction=0))
+    torch.testing.assert_close(stats[2], expected)
+    assert float(genreclf.cnn.input_stats(X).view(3)[2]) == 3.0  # raw: +-3, mean 0
+    # a tempo change (frames interpolated) moves the smoothed change less
+    torch.manual_seed(0)
+    W = torch.randn(8, 1, 5, 129)
+    slow = genreclf.windows.stretch_each(W, torch.full((8,), 1.05))
+    shift = {
+        k: float(
+            (genreclf.cnn.input_stats(slow, k) / genreclf.cnn.input_stats(W, k))
+            .view(8, 3, 5)[:, 2]
+            .mean()
+        )
+        for k in (1, 3)
+    }
+    # white noise: the raw spread falls by 31 %, the smoothed one by 19 %
+    assert shift[1] < 0.8 and abs(1 - shift[3]) < 0.7 * abs(1 - shift[1])
+    net = GenreCNN(
+        n_classes=3,
+        n_mfcc=5,
+        filters=(4,),
+        head="global",
+        input_stats=True,
+        stats_smoothing=3,
+    )
+    assert net.stats_smoothing == 3
+    with pytest.raises(ValueError, match="stats_smoothing must be an odd"):
+        GenreCNN(input_stats=True, stats_smoothing=2)
+    # a module pickled before the option existed takes the raw change
+    del net.stats_smoothing
+    net.eval()
+    with torch.no_grad():
+        before = net(W[:2])
+        net.stats_smoothing = 1
+        torch.testing.assert_close(net(W[:2]), before)
+
+
 def _conv_features(net, X):
     for block in net.blocks:
         X = block(X)
@@ -449,37 +495,60 @@ def test_window_dataset_modes_and_augmentation():
     assert any(np.array_equal(x, np.roll(X[0], s, axis=-1)) for s in range(-3, 4))
 
 
-def test_time_stretch_rescales_the_time_axis_of_each_mini_batch():
+def test_time_stretch_rescales_the_time_axis_of_each_window_on_its_own():
     X = np.tile(np.arange(40, dtype=np.float32), (3, 1, 2, 1))  # frame k holds k
     y = np.zeros(3, dtype=np.int64)
     ds = WindowDataset(X, y, [0, 1, 2], window=20, hop=10, time_stretch=0.2)
     torch.manual_seed(0)
-    widths = set()
+    slopes, plain = [], 0
     for _ in range(30):
-        x, labels, _, _ = ds[[0, 1, 3]]
-        width = x.shape[-1]
-        widths.add(width)
-        assert 16 <= width <= 24 and x.shape[:3] == (3, 1, 2)
-        # the same 20 frames, sampled at another rate: a ramp from the
-        # window's first frame to its last, evenly spaced
-        ramp, first = x[2, 0, 0].numpy(), ds.starts[3]
-        assert ramp[0] >= first - 0.5 and ramp[-1] <= first + 19.5
-        np.testing.assert_allclose(np.diff(ramp[1:-1]), 20 / width, rtol=1e-4)
-    assert len(widths) > 4 and 20 in widths  # some mini-batches left as they are
-    # items read one at a time, and a dataset without the option, keep the window
-    assert ds[0][0].shape[-1] == 20
-    plain = WindowDataset(X, y, [0], window=20, hop=10)
-    assert plain[[0, 1]][0].shape[-1] == 20
+        x, labels, _, _ = ds[[0, 1, 3, 3]]
+        assert x.shape == (4, 1, 2, 20)  # the width is kept
+        for row, k in zip(x[:, 0, 0].numpy(), (0, 1, 3, 3), strict=True):
+            first = ds.starts[k]
+            if np.array_equal(row, first + np.arange(20, dtype=np.float32)):
+                plain += 1
+                continue
+            # the same ramp sampled at another rate about the window's centre
+            slope = np.diff(row[6:14])
+            np.testing.assert_allclose(slope, slope[0], rtol=1e-4)
+            assert 1 / 1.2 - 1e-4 <= slope[0] <= 1 / 0.8 + 1e-4
+            assert abs((row[9] + row[10]) / 2 - (first + 9.5)) < 1e-3
+            slopes.append(round(float(slope[0]), 4))
+    # about half of the windows left as they are; rates differ within batches
+    assert 30 < plain < 90 and len(set(slopes)) > 20
+    # items read one at a time, and a dataset without the option, are left alone
+    np.testing.assert_array_equal(ds[0][0].numpy(), X[0][..., :20])
+    same = WindowDataset(X, y, [0], window=20, hop=10)
+    np.testing.assert_array_equal(
+        same[[0, 1]][0].numpy(), np.stack([X[0][..., :20], X[0][..., 10:30]])
+    )
 
 
-def test_time_stretch_trains_a_global_head_and_refuses_a_flattening_one(data):
+def test_stretch_each_keeps_rows_at_rate_one_and_mirrors_frames_at_the_edges():
+    from genreclf.windows import stretch_each
+
+    x = torch.arange(10, dtype=torch.float32).view(1, 1, 1, 10).repeat(3, 1, 2, 1)
+    out = stretch_each(x, torch.tensor([1.0, 2.0, 0.5]))
+    torch.testing.assert_close(out[0], x[0])
+    centre = 4.5
+    slow = centre + (torch.arange(10.0) - centre) / 2.0  # inside the window
+    torch.testing.assert_close(out[1, 0, 1], slow)
+    # faster: the window reaches 5 frames beyond each edge, mirrored back
+    fast = out[2, 0, 0]
+    assert float(fast.min()) >= 0.0 and float(fast.max()) <= 9.0
+    assert abs(float(fast[4] + fast[5]) / 2 - centre) < 1e-5
+    assert stretch_each(x, torch.ones(3)) is x  # nothing to do
+
+
+def test_time_stretch_trains_any_head(data):
     X, y = data
-    net = GenreNet(**TINY, max_epochs=2, window=12, time_stretch=0.1, random_state=0)
-    net.set_params(module__head="global").fit(X, y)
-    assert net.predict_proba(X).shape == (len(X), len(GENRES))
-    flat = GenreNet(**TINY, max_epochs=1, window=12, time_stretch=0.1)
-    with pytest.raises(ValueError, match="flattening head cannot take"):
-        flat.set_params(module__head="flatten").fit(X, y)
+    for head in ("global", "flatten"):
+        net = GenreNet(
+            **TINY, max_epochs=2, window=12, time_stretch=0.1, random_state=0
+        )
+        net.set_params(module__head=head).fit(X, y)
+        assert net.predict_proba(X).shape == (len(X), len(GENRES))
     with pytest.raises(ValueError, match="time_stretch"):
         GenreNet(**TINY, time_stretch=0.7).fit(X, y)
 
