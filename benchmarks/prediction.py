@@ -1,18 +1,18 @@
 """What test-time tempo views (``predict_stretch``) cost at prediction.
 
-The default pipeline predicts every window of a clip at its own tempo and
-stretched by each factor of ``predict_stretch`` (docs/results.rst, "Tempo
-views at prediction"). This script measures, in one process and on the same
-clips, the ensemble's ``predict_proba`` with and without those views, and
-puts both beside the cost of turning the audio into MFCCs, which every
-prediction from files pays first:
+``GenreNet(predict_stretch=...)`` predicts every window of a clip at its own
+tempo and stretched by each factor (docs/results.rst, "Tempo views at
+prediction"; stop 26's default, off since stop 27). This script measures, in
+one process and on the same clips, the ensemble's ``predict_proba`` with and
+without those views, and puts both beside the cost of turning the audio into
+MFCCs, which every prediction from files pays first:
 
 - **mfcc**: ``MFCCTransformer.transform`` of the clips, decoded from their
   files (no cache), once;
 - **nets, plain** and **nets, views**: the fitted ensemble's
   ``predict_proba`` on those features with ``predict_stretch=()`` and with
-  the default's factors, alternating (plain first on even repeats, views
-  first on odd ones), so a change of load hits both alike.
+  ``--views`` (stop 26's factors by default), alternating (plain first on
+  even repeats, views first on odd ones), so a change of load hits both alike.
 
 The nets are the default preset's five, trained for one epoch on a few clips
 without production variants: prediction costs the same whatever the weights.
@@ -53,13 +53,17 @@ def main(argv=None):
     accuracy.add_data_arguments(parser)
     parser.add_argument("--clips", type=int, default=40, help="clips predicted")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--views",
+        default="0.94,1.06",
+        help="the factors of predict_stretch, comma-separated (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
 
     from genreclf import build_pipeline
     from genreclf.datasets import load_folder
-    from genreclf.pipeline import PRESETS
 
-    rates = tuple(PRESETS["default"]["predict_stretch"])
+    rates = tuple(float(rate) for rate in args.views.split(",") if rate)
     paths, y = load_folder(Path(args.root) / "gtzan-100")
     order = np.random.default_rng(0).permutation(len(paths))
     paths = np.asarray(paths, dtype=object)[order]

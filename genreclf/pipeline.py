@@ -189,6 +189,7 @@ PRESETS = {
         "time_stretch": 0.08,
         "noise_snr": 25.0,
         "stats_smoothing": 3,
+        "predict_stretch": (0.94, 1.06),
     },
 }
 # The demo: the default preset with the demo's fixed options.
@@ -227,8 +228,9 @@ def _ruled_out(params):
 
     A fixed duration gives one dense array per clip, where training variants
     have no place and whose mel bands the nets do not know; log-mel rows are
-    not MFCCs. These are left off unless asked for explicitly (which still
-    raises the step's error).
+    not MFCCs; a flattening head takes one width only (no tempo views). These
+    are left off unless asked for explicitly (which still raises the step's
+    error).
     Returns ``{path: the value that turns it off}``.
     """
     fixed = params.get(f"{_MFCC}__duration") is not None
@@ -238,6 +240,8 @@ def _ruled_out(params):
         out[f"{_MFCC}__augment"] = 0
     if fixed or not_mfcc:
         out.update({f"{_NET}tilt_shift": 0, f"{_NET}noise_snr": 0})
+    if params.get(f"{_MODULE}head") == "flatten":
+        out[f"{_NET}predict_stretch"] = ()
     return out
 
 
@@ -297,7 +301,8 @@ def build_pipeline(
         (``ensemble__net__optimizer__momentum=0.5``). A fixed ``duration``
         turns the preset's ``augment``, ``tilt_shift`` and ``noise_snr`` off
         (they need real-length clips), ``features="logmel"`` the latter two
-        (they need MFCCs), unless those are given too. Deprecated since 0.2
+        (they need MFCCs) and ``head="flatten"`` its ``predict_stretch``
+        (views of another width), unless those are given too. Deprecated since 0.2
         (``FutureWarning``, removed in 0.3): the short options
         ``time_shift``, ``time_mask``, ``freq_mask``, ``c0_shift``, ``mixup``,
         and ``member_callback``, ``checkpoint_dir``, ``resume`` (run
