@@ -144,7 +144,7 @@ OPTIONS = {
         default="default",
         help="build_pipeline preset: default (music from elsewhere), matched "
         "(music produced like the training clips), robust (the default without "
-        "its tempo views at prediction: processed recordings) or reference "
+        "its tempo views at prediction: a third of the work) or reference "
         "(default: default)",
     ),
     "n_members": _opt(

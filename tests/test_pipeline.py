@@ -312,11 +312,12 @@ def test_matched_and_robust_presets_are_the_default_with_their_training():
     default = PRESETS["default"]
     assert default["augment_recipe"] == "single"
     assert (default["tilt_shift"], default["time_stretch"]) == (6.0, 0.08)
-    # since stop 26: noise on half of the training windows; since stop 27 the
-    # head's spread of the change over 3-frame means and no tempo views
+    # since stop 26: noise on half of the training windows and two tempo views
+    # of every window at prediction; since stop 27 the head's spread of the
+    # change over 3-frame means
     assert default["noise_snr"] == 25.0
     assert default["stats_smoothing"] == 3
-    assert tuple(default.get("predict_stretch", ())) == ()
+    assert tuple(default["predict_stretch"]) == (0.94, 1.06)
     # matched: no production changes at all, neither variants nor on the fly,
     # and no tempo views (its nets never heard a tempo change)
     assert PRESETS["matched"] == {
@@ -329,7 +330,7 @@ def test_matched_and_robust_presets_are_the_default_with_their_training():
         "predict_stretch": (),
         "valid_size": 0.2,
     }
-    # robust: the default without tempo views, since stop 27 the default itself
+    # robust: the default without its tempo views
     assert PRESETS["robust"] == {**default, "predict_stretch": ()}
     # the default: every net on every clip, calibrated by a calibration net
     params = build_pipeline().get_params()
@@ -337,7 +338,7 @@ def test_matched_and_robust_presets_are_the_default_with_their_training():
     assert params["ensemble__calibrate"] is True
     assert params["ensemble__calibration_size"] == 0.2
     assert params["ensemble__net__noise_snr"] == 25.0
-    assert params["ensemble__net__predict_stretch"] == ()
+    assert params["ensemble__net__predict_stretch"] == (0.94, 1.06)
     assert params["ensemble__net__module__stats_smoothing"] == 3
     assert build_pipeline(calibration_size=10).get_params()[
         "ensemble__calibration_size"
@@ -353,10 +354,10 @@ def test_matched_and_robust_presets_are_the_default_with_their_training():
     assert robust["ensemble__net__noise_snr"] == 25.0
     assert robust["ensemble__net__tilt_shift"] == 6.0
     assert robust["ensemble__net__predict_stretch"] == ()
-    # stop 26's default, by its options (its stretch per mini-batch is gone)
-    before = build_pipeline(stats_smoothing=1, predict_stretch=(0.94, 1.06))
-    assert before.get_params()["ensemble__net__module__stats_smoothing"] == 1
-    assert before.get_params()["ensemble__net__predict_stretch"] == (0.94, 1.06)
+    # stop 26's options (its stretch per mini-batch is gone)
+    before = build_pipeline(stats_smoothing=1).get_params()
+    assert before["ensemble__net__module__stats_smoothing"] == 1
+    assert before["ensemble__net__predict_stretch"] == (0.94, 1.06)
     # stop 22's robust configuration, by its options
     old = build_pipeline(
         augment=3, augment_recipe="stacked", max_epochs=20, tilt_shift=8.0
@@ -381,6 +382,7 @@ def test_a_fixed_duration_turns_the_presets_augmentation_off():
     assert logmel["ensemble__net__noise_snr"] == 0
     flat = build_pipeline(head="flatten").get_params()
     assert flat["ensemble__net__time_stretch"] == 0.08  # each window keeps its width
+    assert flat["ensemble__net__predict_stretch"] == ()  # views of another width
     assert flat["ensemble__net__tilt_shift"] == 6.0
     assert flat["ensemble__net__noise_snr"] == 25.0
     # given explicitly, an option is kept
