@@ -158,14 +158,14 @@ PRESETS = {
     # (whole mini-batches stretched in training, their spread of the change
     # lowered by the interpolation). On the new nets every change of the
     # robustness table costs at most 4 points with the views and 5 without
-    # (one net per fold; five nets per fold: 4-9 and 2-7 from a clean 0.83 and
-    # 0.81, noise, a bass boost and 3 s excerpts the largest). Chosen between the two on the development part, five
-    # nets: 0.76 / 0.66 / 0.61 whole / 3 s / 2 s with the views against 0.70 /
-    # 0.66 / 0.57 without (stop 26's default 0.78 / 0.68 / 0.59, its robust
-    # preset 0.64 / 0.58 / 0.50); report part 0.72 / 0.62 / 0.61 (stop 26's
-    # default 0.76 / 0.64 / 0.63, the baseline 0.66 / 0.58 / 0.54); transfer 0.31
-    # / 0.38 / 0.46 (0.38 / 0.38 / 0.46): docs/results.rst, "Tempo changes per
-    # window, smoothed statistics".
+    # (one net per fold; five nets per fold: up to 9 and 7 from a clean 0.83 and
+    # 0.81, noise, a bass boost and 3 s excerpts the largest). Chosen between
+    # the two on the development part, five nets: 0.76 / 0.66 / 0.61 whole / 3 s
+    # / 2 s with the views against 0.70 / 0.66 / 0.57 without (stop 26's default
+    # 0.78 / 0.68 / 0.59, its robust preset 0.64 / 0.58 / 0.50); report part
+    # 0.72 / 0.62 / 0.61 (stop 26's default 0.76 / 0.64 / 0.63, the baseline
+    # 0.66 / 0.58 / 0.54); transfer 0.31 / 0.38 / 0.46 (0.38 / 0.38 / 0.46):
+    # docs/results.rst, "Tempo changes per window, smoothed statistics".
     "default": {
         **_REFERENCE,
         "duration": None,
