@@ -33,6 +33,7 @@ __all__ = [
     "CALIBRATION_FILE",
     "MANIFEST",
     "MEMBER_GLOB",
+    "PREDICTION_PARAMS",
     "GenreEnsemble",
     "member_filename",
 ]
@@ -43,6 +44,10 @@ MANIFEST = "ensemble.json"
 MEMBER_GLOB = "member*.joblib"
 #: File of a checkpoint folder that holds the calibration net (see ``calibrate``).
 CALIBRATION_FILE = "calibration.joblib"
+#: Parameters of the net that act only at prediction: ``set_params(net__<name>=...)``
+#: also sets them on the fitted members, so a fitted ensemble predicts with them
+#: without a refit (for example ``predict_stretch=()``: no tempo views).
+PREDICTION_PARAMS = ("predict_stretch", "combine")
 
 
 def member_filename(index):
@@ -326,6 +331,13 @@ class GenreEnsemble(VotingClassifier):
     def set_params(self, **params):
         """Set parameters; ``net__<name>`` sets it on every member.
 
+        The net's parameters that act only at prediction
+        (:data:`PREDICTION_PARAMS`: ``net__predict_stretch``,
+        ``net__combine``) are also set on the fitted members, so that a
+        fitted ensemble (or a pipeline, ``ensemble__net__predict_stretch``)
+        predicts with them at once; every other parameter waits for the next
+        :meth:`fit`, as in scikit-learn.
+
         Parameters
         ----------
         **params : dict
@@ -337,7 +349,15 @@ class GenreEnsemble(VotingClassifier):
         """
         if self.net is None and any(key.startswith("net__") for key in params):
             self.net = self._template()
-        return BaseEstimator.set_params(self, **params)
+        BaseEstimator.set_params(self, **params)
+        now = {
+            key[len("net__") :]: value
+            for key, value in params.items()
+            if key.startswith("net__") and key[len("net__") :] in PREDICTION_PARAMS
+        }
+        for member in getattr(self, "estimators_", None) or () if now else ():
+            member.set_params(**now)
+        return self
 
     def _template(self):
         if self.net is not None:

@@ -134,10 +134,11 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         like (see ``WindowDataset``).
     predict_stretch : tuple of float, default=()
         Test-time tempo changes: each window is also predicted stretched in
-        time by each of these factors (its frames interpolated as
-        ``time_stretch`` does in training, e.g. ``(0.94, 1.06)``), and its
-        log-probabilities are averaged over the views before the windows of
-        a clip are combined. Costs one more pass of the net per factor.
+        time by each of these factors, e.g. ``(0.94, 1.06)``: its frames
+        are interpolated linearly in time, as in ``time_stretch``, but the
+        view's width changes with the factor (``time_stretch`` keeps the
+        window's width), and its log-probabilities are averaged over the
+        views before the windows of a clip are combined. Costs one more pass of the net per factor.
         Needs ``module__head="global"``.
     consistency : float, default=0.0
         Consistency training (0: off): each training mini-batch is read

@@ -125,6 +125,41 @@ def test_params_are_those_of_a_plain_estimator(fitted):
     assert GenreEnsemble().set_params(net__batch_size=7).net.batch_size == 7
 
 
+def test_prediction_options_reach_the_fitted_members_at_once(data):
+    from sklearn.pipeline import Pipeline
+
+    X, y = data
+    net = tiny_net(module__head="global", window=12, predict_stretch=(0.9, 1.1))
+    pipe = Pipeline([("ensemble", GenreEnsemble(net, n_members=2, random_state=0))])
+    pipe.fit(X, y)
+    members, rule = pipe[-1].estimators_, net.combine
+    with_views = pipe.predict_proba(X)
+    # by hand, as before: each fitted member without views
+    for member in members:
+        member.predict_stretch = ()
+    by_hand = pipe.predict_proba(X)
+    for member in members:
+        member.predict_stretch = (0.9, 1.1)
+    assert not np.allclose(by_hand, with_views)
+
+    pipe.set_params(ensemble__net__predict_stretch=())
+    assert [m.predict_stretch for m in members] == [(), ()]
+    assert pipe[-1].net.predict_stretch == ()
+    np.testing.assert_array_equal(pipe.predict_proba(X), by_hand)
+    pipe.set_params(ensemble__net__predict_stretch=(0.9, 1.1), ensemble__net__combine="vote")
+    assert [m.combine for m in members] == ["vote", "vote"]
+    pipe.set_params(ensemble__net__combine=rule)
+    np.testing.assert_array_equal(pipe.predict_proba(X), with_views)
+    # a training parameter waits for the next fit, as in scikit-learn
+    pipe.set_params(ensemble__net__max_epochs=5)
+    assert [m.max_epochs for m in members] == [2, 2]
+    assert pipe[-1].net.max_epochs == 5
+    # a bad value is refused where the members use it, naming the option
+    pipe.set_params(ensemble__net__predict_stretch=(3.0,))
+    with pytest.raises(ValueError, match="predict_stretch"):
+        pipe.predict(X)
+
+
 def _trained_batch_sizes(member):
     """The batch size a member trained with, read from its epoch history."""
     sizes = [
