@@ -263,9 +263,12 @@ def run_transfer(args, root, train_paths, train_y):
                     proba = _proba(model, clips)
                     top = np.argsort(-proba, axis=1)[:, :3]
                     pred = model.classes_[top[:, 0]]
+                    hits = accuracy.member_hits(model, clips, y)  # (nets, clips)
                     entry["by_length"][length] = {
                         "accuracy": float(np.mean(pred == y)),
-                        "members": accuracy.member_accuracy(model, clips, y),
+                        "members": [float(h.mean()) for h in hits],
+                        # how many nets alone name each clip right
+                        "members_right": hits.sum(axis=0).tolist() if len(hits) else [],
                         "top3": [
                             [(str(model.classes_[j]), float(p[j])) for j in t]
                             for t, p in zip(top, proba, strict=True)
@@ -292,15 +295,19 @@ def run_transfer(args, root, train_paths, train_y):
             else ""
         )
         print(f"{name:<{width}}{cells}   {spread}")
-    print("\nPer clip (top three genres with probabilities):")
+    print("\nPer clip (top three genres with probabilities; 'nets k/n': how many of the"
+          " ensemble's n nets alone name it right):")
     for i, path in enumerate(paths):
         print(f"  {Path(path).name}  [{y[i]}]")
         for name, entry in results.items():
             for length in lengths:
-                top = entry["by_length"][length]["top3"][i]
+                found = entry["by_length"][length]
+                top = found["top3"][i]
                 mark = "ok" if top[0][0] == y[i] else "--"
                 cells = ", ".join(f"{g} {p:.2f}" for g, p in top)
-                print(f"    {mark} {name:<{width}}{length:<6} {cells}")
+                right = found["members_right"]
+                nets = f"  nets {right[i]}/{len(found['members'])}" if right else ""
+                print(f"    {mark} {name:<{width}}{length:<6} {cells}{nets}")
     return {"clips": [str(p) for p in paths], "genres": y.tolist(), "models": results}
 
 

@@ -146,7 +146,9 @@ def test_prediction_options_reach_the_fitted_members_at_once(data):
     assert [m.predict_stretch for m in members] == [(), ()]
     assert pipe[-1].net.predict_stretch == ()
     np.testing.assert_array_equal(pipe.predict_proba(X), by_hand)
-    pipe.set_params(ensemble__net__predict_stretch=(0.9, 1.1), ensemble__net__combine="vote")
+    pipe.set_params(
+        ensemble__net__predict_stretch=(0.9, 1.1), ensemble__net__combine="vote"
+    )
     assert [m.combine for m in members] == ["vote", "vote"]
     pipe.set_params(ensemble__net__combine=rule)
     np.testing.assert_array_equal(pipe.predict_proba(X), with_views)
