@@ -20,7 +20,11 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import VotingClassifier
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import Bunch, check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    validate_parameter_constraints,
+)
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
@@ -44,9 +48,10 @@ MANIFEST = "ensemble.json"
 MEMBER_GLOB = "member*.joblib"
 #: File of a checkpoint folder that holds the calibration net (see ``calibrate``).
 CALIBRATION_FILE = "calibration.joblib"
-#: Parameters of the net that act only at prediction: ``set_params(net__<name>=...)``
+#: Parameters that a fitted net reads when it predicts: ``set_params(net__<name>=...)``
 #: also sets them on the fitted members, so a fitted ensemble predicts with them
-#: without a refit (for example ``predict_stretch=()``: no tempo views).
+#: without a refit (for example ``predict_stretch=()``: no tempo views). ``combine``
+#: also scores the held-out clips of a net trained with ``monitor="valid_acc"``.
 PREDICTION_PARAMS = ("predict_stretch", "combine")
 
 
@@ -331,12 +336,14 @@ class GenreEnsemble(VotingClassifier):
     def set_params(self, **params):
         """Set parameters; ``net__<name>`` sets it on every member.
 
-        The net's parameters that act only at prediction
+        The net's parameters that a fitted net reads when it predicts
         (:data:`PREDICTION_PARAMS`: ``net__predict_stretch``,
-        ``net__combine``) are also set on the fitted members, so that a
-        fitted ensemble (or a pipeline, ``ensemble__net__predict_stretch``)
-        predicts with them at once; every other parameter waits for the next
-        :meth:`fit`, as in scikit-learn.
+        ``net__combine``) are checked against the net's constraints and also
+        set on the fitted members, so that a fitted ensemble (or a pipeline,
+        ``ensemble__net__predict_stretch``) predicts with them at once. The
+        temperatures (``calibrate``) stay those fitted with the old values.
+        Every other parameter waits for the next :meth:`fit`, as in
+        scikit-learn.
 
         Parameters
         ----------
@@ -349,13 +356,22 @@ class GenreEnsemble(VotingClassifier):
         """
         if self.net is None and any(key.startswith("net__") for key in params):
             self.net = self._template()
-        BaseEstimator.set_params(self, **params)
         now = {
-            key[len("net__") :]: value
+            key[len("net__") :]: tuple(value) if isinstance(value, list) else value
             for key, value in params.items()
             if key.startswith("net__") and key[len("net__") :] in PREDICTION_PARAMS
         }
-        for member in getattr(self, "estimators_", None) or () if now else ():
+        members = getattr(self, "estimators_", None) or ()
+        if now and members:  # members predict with them at once: check them first
+            net = self._template()
+            constraints = getattr(net, "_parameter_constraints", {})
+            validate_parameter_constraints(
+                {k: constraints[k] for k in now if k in constraints},
+                now,
+                caller_name=type(net).__name__,
+            )
+        BaseEstimator.set_params(self, **params)
+        for member in members if now else ():
             member.set_params(**now)
         return self
 

@@ -138,7 +138,8 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         are interpolated linearly in time, as in ``time_stretch``, but the
         view's width changes with the factor (``time_stretch`` keeps the
         window's width), and its log-probabilities are averaged over the
-        views before the windows of a clip are combined. Costs one more pass of the net per factor.
+        views before the windows of a clip are combined. Costs one more pass
+        of the net per factor.
         Needs ``module__head="global"``.
     consistency : float, default=0.0
         Consistency training (0: off): each training mini-batch is read

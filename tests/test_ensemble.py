@@ -156,7 +156,16 @@ def test_prediction_options_reach_the_fitted_members_at_once(data):
     pipe.set_params(ensemble__net__max_epochs=5)
     assert [m.max_epochs for m in members] == [2, 2]
     assert pipe[-1].net.max_epochs == 5
-    # a bad value is refused where the members use it, naming the option
+    # a value of the wrong kind is refused before anything is set, naming it
+    with pytest.raises(ValueError, match="combine"):
+        pipe.set_params(ensemble__net__combine="log_mean")
+    assert [m.combine for m in members] == [rule, rule]
+    assert pipe[-1].net.combine == rule
+    # a list reaches the members as a tuple of their own
+    pipe.set_params(ensemble__net__predict_stretch=[0.9, 1.1])
+    assert [m.predict_stretch for m in members] == [(0.9, 1.1), (0.9, 1.1)]
+    np.testing.assert_array_equal(pipe.predict_proba(X), with_views)
+    # a factor out of range is refused where the members use it, naming the option
     pipe.set_params(ensemble__net__predict_stretch=(3.0,))
     with pytest.raises(ValueError, match="predict_stretch"):
         pipe.predict(X)
