@@ -108,10 +108,17 @@ def window_stats(clip):
 
 
 def clip_stats(clip, rows=STATS_ROWS):
-    """Mean, spread and spread of the change of the first ``rows`` coefficients."""
-    clip = np.asarray(clip, dtype=np.float64)[:rows]
-    change = np.diff(clip, axis=1) if clip.shape[1] > 1 else np.zeros_like(clip)
-    return np.concatenate([clip.mean(axis=1), clip.std(axis=1), change.std(axis=1)])
+    """The nets' head statistics (:func:`~genreclf.cnn.input_stats`) of a whole clip.
+
+    Mean, spread and spread of the change of its first ``rows`` coefficients
+    over all of its frames, in float64.
+    """
+    import torch
+
+    from genreclf.cnn import input_stats
+
+    first = np.asarray(clip, dtype=np.float64)[None, None, :rows]
+    return input_stats(torch.from_numpy(first))[0].numpy()
 
 
 def fit_stats_model(features, y):

@@ -371,8 +371,9 @@ class GenreEnsemble(VotingClassifier):
                 caller_name=type(net).__name__,
             )
         BaseEstimator.set_params(self, **params)
-        for member in members if now else ():
-            member.set_params(**now)
+        if now:
+            for member in members:
+                member.set_params(**now)
         return self
 
     def _template(self):
