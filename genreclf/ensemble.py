@@ -171,7 +171,9 @@ class GenreEnsemble(VotingClassifier):
         With ``checkpoint_dir``: reload the members already saved there by
         a fit of the same net parameters on the same data (and the same seeds,
         taken from the folder when ``random_state`` is None) instead of
-        fitting them again.
+        fitting them again. Parameters that training does not read
+        (``predict_stretch``; ``combine`` unless held-out accuracy chooses
+        the epoch) may differ: the reloaded members take the current ones.
     calibrate : bool, default=False
         Temperature-scale the members' probabilities before the soft vote:
         a temperature fitted on held-out clips divides their
@@ -406,9 +408,27 @@ class GenreEnsemble(VotingClassifier):
                 seeds.append(seed)
         return seeds
 
+    def _prediction_only(self):
+        """The net's parameters that its training never reads, as ``{name: value}``.
+
+        ``predict_stretch`` always; ``combine`` too unless the net keeps the
+        epoch that scores its held-out clips best (``monitor="valid_acc"``
+        with ``valid_size``). A resumed fit reuses members saved with other
+        values of these and gives them the current ones (the held-out
+        accuracy in a reused net's history stays that of its own
+        ``combine``).
+        """
+        params = self._template().get_params(deep=False)
+        names = ["predict_stretch"]
+        if params.get("monitor") != "valid_acc" or not params.get("valid_size"):
+            names.append("combine")
+        return {name: params[name] for name in names if name in params}
+
     def _fingerprint(self, X, y):
         params = clone(self._template()).get_params(deep=False)
         params.pop("random_state", None)
+        for name in self._prediction_only():
+            params.pop(name)
         template = type(self._template())
         return joblib.hash(
             (template.__module__, template.__qualname__, params, self.n_members, X, y)
@@ -433,7 +453,11 @@ class GenreEnsemble(VotingClassifier):
             or saved.get("seed") != seed
         ):
             return None
-        return saved["estimator"]
+        estimator = saved["estimator"]
+        current = self._prediction_only()
+        if current and hasattr(estimator, "set_params"):
+            estimator.set_params(**current)
+        return estimator
 
     def _prepare_checkpoints(self, X, y, seeds):
         """Create the folder, reuse its seeds when resuming; return the fingerprint.

@@ -440,3 +440,36 @@ def test_members_in_parallel_processes(data, fitted):
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_resume_reuses_members_after_a_change_of_prediction_options(tmp_path, data):
+    # Training never reads predict_stretch (nor combine when no held-out clips
+    # choose the epoch): switching them and resuming reuses the saved members
+    # and gives them the new values, as set_params does on a fitted ensemble.
+    X, y = data
+    net = tiny_net(module__head="global", predict_stretch=())
+    params = {"n_members": 2, "random_state": 0, "checkpoint_dir": tmp_path}
+    first = GenreEnsemble(net, **params).fit(X, y)
+    views = (0.9, 1.1)
+    switched = clone(first).set_params(
+        resume=True, net__predict_stretch=views, net__combine="logmean"
+    )
+    switched.fit(X, y)
+    assert switched.resumed_ == [0, 1]
+    for member in switched.estimators_:
+        assert member.predict_stretch == views and member.combine == "logmean"
+    first.set_params(net__predict_stretch=views, net__combine="logmean")
+    np.testing.assert_array_equal(switched.predict_proba(X), first.predict_proba(X))
+    # Where held-out clips choose the epoch by accuracy, combine shapes the
+    # fit: the members are fitted again.
+    chosen = tiny_net(module__head="global", valid_size=0.2, monitor="valid_acc")
+    folder = tmp_path / "chosen"
+    GenreEnsemble(chosen, n_members=1, random_state=0, checkpoint_dir=folder).fit(X, y)
+    again = GenreEnsemble(
+        clone(chosen).set_params(combine="vote"),
+        n_members=1,
+        random_state=0,
+        checkpoint_dir=folder,
+        resume=True,
+    ).fit(X, y)
+    assert again.resumed_ == []
