@@ -8,9 +8,9 @@ one studio or one codec made it. Two recipes (``augment_recipe``):
 a tilt EQ, a low- or high-pass, noise or an MP3 re-encoding, drawn
 uniformly) and a gain; ``"stacked"`` draws each of them with its own
 probability, so that most versions carry several at once. The changes are
-drawn from a generator seeded by (``augment_seed``, the variant, the file,
-the recipe), so a variant is the same in every process and is computed, and
-cached, once.
+drawn from a generator seeded by (``augment_seed``, the variant, the file's
+content, the recipe), so a variant is the same in every process and wherever
+the file lies, and is computed, and cached, once.
 
 Light on purpose (NumPy, SciPy and soundfile): joblib workers import it.
 Everything here is private.
@@ -23,12 +23,14 @@ from fractions import Fraction
 import numpy as np
 
 #: Bump when the recipe changes: cached variants of an old recipe are ignored.
-AUGMENT_VERSION = 2
+#: 3: the generators are seeded by the file's content instead of its absolute
+#: path (the same clip in another folder got other variants, hence another model).
+AUGMENT_VERSION = 3
 
 #: The recipes of ``MFCCTransformer(augment_recipe=...)`` (how a version's
 #: changes are drawn), each with its own stream of random numbers (any numbers
 #: will do; these are the ones its measurements in docs/results.rst used).
-RECIPE_STREAMS = {"single": 102, "stacked": AUGMENT_VERSION}
+RECIPE_STREAMS = {"single": 102, "stacked": 2}
 RECIPES = tuple(RECIPE_STREAMS)
 
 #: Ranges of the random changes (uniform unless said otherwise).
@@ -43,7 +45,21 @@ MP3_QUALITY = (0.5, 1.0)  # soundfile's compression_level (1: smallest), p=0.3
 GAIN_DB = (-20.0, 6.0)  # always
 
 
-def variant_rng(seed, variant, path, recipe="stacked"):
+def content_id(path, chunk=1 << 20):
+    """CRC-32 of a file's bytes: what tells its variants' generators apart.
+
+    The same file gets the same variants in any folder, on any machine, so
+    ``random_state`` and ``augment_seed`` give the same model wherever the
+    data lies.
+    """
+    ident = 0
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            ident = zlib.crc32(block, ident)
+    return ident
+
+
+def variant_rng(seed, variant, ident, recipe="stacked"):
     """Return the generator of one variant of one file, the same in every process.
 
     Parameters
@@ -52,16 +68,13 @@ def variant_rng(seed, variant, path, recipe="stacked"):
         ``MFCCTransformer(augment_seed=...)``.
     variant : int
         1 to K.
-    path : str
-        The audio file (its absolute path is hashed).
+    ident : int
+        The file's :func:`content_id`.
     recipe : {"stacked", "single"}, default="stacked"
         The recipe the generator is for (:data:`RECIPE_STREAMS`).
     """
-    import os
-
-    ident = zlib.crc32(os.path.abspath(path).encode("utf-8", "surrogatepass"))
     stream = RECIPE_STREAMS[recipe]
-    return np.random.default_rng([int(seed), int(variant), ident, stream])
+    return np.random.default_rng([int(seed), int(variant), int(ident), stream])
 
 
 def change_speed(y, factor):

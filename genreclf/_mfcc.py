@@ -489,7 +489,7 @@ def extract_task(
     variants : sequence of (int, str or None), default=()
         ``(variant, entry)`` pairs to compute: 0 is the clip itself, ``j > 0``
         the clip after :func:`genreclf._augment.production_change` drawn
-        from ``(augment_seed, j, path)``. Empty: ``[(0, entry)]``.
+        from ``(augment_seed, j, the file's content)``. Empty: ``[(0, entry)]``.
     augment_seed : int, default=0
         Seed of the variants.
     keep : bool, default=True
@@ -510,14 +510,16 @@ def extract_task(
     todo = [(0, entry)] if single else list(variants)
     try:
         y = clip_waveform(path, params)
-        outs = []
+        outs, ident = [], None
         for j, _ in todo:
             if j == 0:
                 outs.append(waveform_features(y, params, mfcc))
             else:
                 from genreclf import _augment
 
-                rng = _augment.variant_rng(augment_seed, j, path, augment_recipe)
+                if ident is None:
+                    ident = _augment.content_id(path)
+                rng = _augment.variant_rng(augment_seed, j, ident, augment_recipe)
                 changed = _augment.production_change(
                     y, params["sr"], rng, augment_recipe
                 )

@@ -204,7 +204,8 @@ class MFCCTransformer(TransformerMixin, BaseEstimator):
         each is computed once.
     augment_seed : int, default=0
         Seed of the variants: the same seed gives the same variants in every
-        process.
+        process and wherever the files lie (a file's content, not its path,
+        tells its variants apart).
     augment_recipe : {"single", "stacked"}, default="single"
         How a variant's changes are drawn. ``"single"``: one change of the six
         kinds above, each kind equally likely. ``"stacked"``: each change with
