@@ -29,7 +29,8 @@ AUGMENT_VERSION = 3
 
 #: The recipes of ``MFCCTransformer(augment_recipe=...)`` (how a version's
 #: changes are drawn), each with its own stream of random numbers (any numbers
-#: will do; these are the ones its measurements in docs/results.rst used).
+#: will do; these are the ones used since the recipes exist, though with the
+#: path seeding of versions 1-2 the measurements before stop 29 drew others).
 RECIPE_STREAMS = {"single": 102, "stacked": 2}
 RECIPES = tuple(RECIPE_STREAMS)
 
@@ -48,9 +49,9 @@ GAIN_DB = (-20.0, 6.0)  # always
 def content_id(path, chunk=1 << 20):
     """CRC-32 of a file's bytes: what tells its variants' generators apart.
 
-    The same file gets the same variants in any folder, on any machine, so
-    ``random_state`` and ``augment_seed`` give the same model wherever the
-    data lies.
+    The same file gets the same generators in any folder and on any machine,
+    so on one machine (one decoder, one torch) ``random_state`` and
+    ``augment_seed`` give the same model wherever the data lies.
     """
     ident = 0
     with open(path, "rb") as f:

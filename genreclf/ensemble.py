@@ -172,8 +172,8 @@ class GenreEnsemble(VotingClassifier):
         a fit of the same net parameters on the same data (and the same seeds,
         taken from the folder when ``random_state`` is None) instead of
         fitting them again. Parameters that training does not read
-        (``predict_stretch``; ``combine`` unless held-out accuracy chooses
-        the epoch) may differ: the reloaded members take the current ones.
+        (``predict_stretch``; ``combine`` when the net holds no clips out) may
+        differ: the reloaded members take the current ones.
     calibrate : bool, default=False
         Temperature-scale the members' probabilities before the soft vote:
         a temperature fitted on held-out clips divides their
@@ -365,18 +365,22 @@ class GenreEnsemble(VotingClassifier):
         }
         members = getattr(self, "estimators_", None) or ()
         if now and members:  # members predict with them at once: check them first
-            net = self._template()
-            constraints = getattr(net, "_parameter_constraints", {})
-            validate_parameter_constraints(
-                {k: constraints[k] for k in now if k in constraints},
-                now,
-                caller_name=type(net).__name__,
-            )
+            self._check_net_values(now)
         BaseEstimator.set_params(self, **params)
         if now:
             for member in members:
                 member.set_params(**now)
         return self
+
+    def _check_net_values(self, values):
+        """Check ``{name: value}`` of the net against its parameter constraints."""
+        net = self._template()
+        constraints = getattr(net, "_parameter_constraints", {})
+        validate_parameter_constraints(
+            {k: constraints[k] for k in values if k in constraints},
+            values,
+            caller_name=type(net).__name__,
+        )
 
     def _template(self):
         if self.net is not None:
@@ -409,20 +413,33 @@ class GenreEnsemble(VotingClassifier):
         return seeds
 
     def _prediction_only(self):
-        """The net's parameters that its training never reads, as ``{name: value}``.
+        """Return the net's parameters that its training never reads.
 
-        ``predict_stretch`` always; ``combine`` too unless the net keeps the
-        epoch that scores its held-out clips best (``monitor="valid_acc"``
-        with ``valid_size``). A resumed fit reuses members saved with other
-        values of these and gives them the current ones (the held-out
-        accuracy in a reused net's history stays that of its own
-        ``combine``).
+        As ``{name: value}``.
+
+        For a :class:`~genreclf.GenreNet` (other nets: none): ``predict_stretch``
+        always; ``combine`` too when the net holds no clips out
+        (``valid_size=0``), since held-out clips are scored with it (their
+        accuracy can choose the epoch or feed a callback). A resumed fit
+        reuses members saved with other values of these and gives them the
+        current ones, checked first (lists become tuples).
         """
-        params = self._template().get_params(deep=False)
+        from genreclf.model import GenreNet
+
+        net = self._template()
+        if not isinstance(net, GenreNet):
+            return {}
+        params = net.get_params(deep=False)
         names = ["predict_stretch"]
-        if params.get("monitor") != "valid_acc" or not params.get("valid_size"):
+        if not params.get("valid_size"):
             names.append("combine")
-        return {name: params[name] for name in names if name in params}
+        values = {name: params[name] for name in names if name in params}
+        values = {
+            name: tuple(value) if isinstance(value, list) else value
+            for name, value in values.items()
+        }
+        self._check_net_values(values)
+        return values
 
     def _fingerprint(self, X, y):
         params = clone(self._template()).get_params(deep=False)

@@ -443,11 +443,11 @@ def test_sklearn_compatible(estimator, check):
 
 
 def test_resume_reuses_members_after_a_change_of_prediction_options(tmp_path, data):
-    # Training never reads predict_stretch (nor combine when no held-out clips
-    # choose the epoch): switching them and resuming reuses the saved members
-    # and gives them the new values, as set_params does on a fitted ensemble.
+    # Training never reads predict_stretch (nor combine when the net holds no
+    # clips out): switching them and resuming reuses the saved members and
+    # gives them the new values, as set_params does on a fitted ensemble.
     X, y = data
-    net = tiny_net(module__head="global", predict_stretch=())
+    net = tiny_net(module__head="global", predict_stretch=(), valid_size=0)
     params = {"n_members": 2, "random_state": 0, "checkpoint_dir": tmp_path}
     first = GenreEnsemble(net, **params).fit(X, y)
     views = (0.9, 1.1)
@@ -460,8 +460,8 @@ def test_resume_reuses_members_after_a_change_of_prediction_options(tmp_path, da
         assert member.predict_stretch == views and member.combine == "logmean"
     first.set_params(net__predict_stretch=views, net__combine="logmean")
     np.testing.assert_array_equal(switched.predict_proba(X), first.predict_proba(X))
-    # Where held-out clips choose the epoch by accuracy, combine shapes the
-    # fit: the members are fitted again.
+    # Where held-out clips are scored (here their accuracy chooses the
+    # epoch), combine shapes the fit: the members are fitted again.
     chosen = tiny_net(module__head="global", valid_size=0.2, monitor="valid_acc")
     folder = tmp_path / "chosen"
     GenreEnsemble(chosen, n_members=1, random_state=0, checkpoint_dir=folder).fit(X, y)
@@ -473,3 +473,18 @@ def test_resume_reuses_members_after_a_change_of_prediction_options(tmp_path, da
         resume=True,
     ).fit(X, y)
     assert again.resumed_ == []
+    # ... while its tempo views, which training never reads, still reuse it
+    views_only = GenreEnsemble(
+        clone(chosen).set_params(combine="vote", predict_stretch=views),
+        n_members=1,
+        random_state=0,
+        checkpoint_dir=folder,
+        resume=True,
+    ).fit(X, y)
+    assert views_only.resumed_ == [0]
+    assert views_only.estimators_[0].predict_stretch == views
+    # a value the net refuses is refused before anything is reloaded
+    with pytest.raises(ValueError, match="combine"):
+        GenreEnsemble(
+            clone(net).set_params(combine="median"), resume=True, **params
+        ).fit(X, y)
