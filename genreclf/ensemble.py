@@ -359,21 +359,25 @@ class GenreEnsemble(VotingClassifier):
         if self.net is None and any(key.startswith("net__") for key in params):
             self.net = self._template()
         now = {
-            key[len("net__") :]: tuple(value) if isinstance(value, list) else value
+            key[len("net__") :]: value
             for key, value in params.items()
             if key.startswith("net__") and key[len("net__") :] in PREDICTION_PARAMS
         }
         members = getattr(self, "estimators_", None) or ()
         if now and members:  # members predict with them at once: check them first
-            self._check_net_values(now)
+            now = self._checked_net_values(now)
         BaseEstimator.set_params(self, **params)
         if now:
             for member in members:
                 member.set_params(**now)
         return self
 
-    def _check_net_values(self, values):
-        """Check ``{name: value}`` of the net against its parameter constraints."""
+    def _checked_net_values(self, values):
+        """Return ``{name: value}`` of the net checked against its constraints.
+
+        Lists become tuples, so that members never share a caller's list.
+        """
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         net = self._template()
         constraints = getattr(net, "_parameter_constraints", {})
         validate_parameter_constraints(
@@ -381,6 +385,7 @@ class GenreEnsemble(VotingClassifier):
             values,
             caller_name=type(net).__name__,
         )
+        return values
 
     def _template(self):
         if self.net is not None:
@@ -413,9 +418,7 @@ class GenreEnsemble(VotingClassifier):
         return seeds
 
     def _prediction_only(self):
-        """Return the net's parameters that its training never reads.
-
-        As ``{name: value}``.
+        """Return the net's parameters that its training never reads, checked.
 
         For a :class:`~genreclf.GenreNet` (other nets: none): ``predict_stretch``
         always; ``combine`` too when the net holds no clips out
@@ -433,18 +436,14 @@ class GenreEnsemble(VotingClassifier):
         names = ["predict_stretch"]
         if not params.get("valid_size"):
             names.append("combine")
-        values = {name: params[name] for name in names if name in params}
-        values = {
-            name: tuple(value) if isinstance(value, list) else value
-            for name, value in values.items()
-        }
-        self._check_net_values(values)
-        return values
+        return self._checked_net_values(
+            {name: params[name] for name in names if name in params}
+        )
 
-    def _fingerprint(self, X, y):
+    def _fingerprint(self, X, y, prediction_only):
         params = clone(self._template()).get_params(deep=False)
         params.pop("random_state", None)
-        for name in self._prediction_only():
+        for name in prediction_only:
             params.pop(name)
         template = type(self._template())
         return joblib.hash(
@@ -455,8 +454,12 @@ class GenreEnsemble(VotingClassifier):
         name = CALIBRATION_FILE if index == "calibration" else member_filename(index)
         return Path(self.checkpoint_dir) / name
 
-    def _load_checkpoint(self, index, fingerprint, seed):
-        """The estimator saved for ``index`` (or ``"calibration"``), or None."""
+    def _load_checkpoint(self, index, fingerprint, seed, prediction_only):
+        """The estimator saved for ``index`` (or ``"calibration"``), or None.
+
+        It takes the current ``prediction_only`` values (see
+        :meth:`_prediction_only`).
+        """
         path = self._checkpoint_path(index)
         if not path.is_file():
             return None
@@ -471,22 +474,22 @@ class GenreEnsemble(VotingClassifier):
         ):
             return None
         estimator = saved["estimator"]
-        current = self._prediction_only()
-        if current and hasattr(estimator, "set_params"):
-            estimator.set_params(**current)
+        if prediction_only and hasattr(estimator, "set_params"):
+            estimator.set_params(**prediction_only)
         return estimator
 
-    def _prepare_checkpoints(self, X, y, seeds):
+    def _prepare_checkpoints(self, X, y, seeds, prediction_only):
         """Create the folder, reuse its seeds when resuming; return the fingerprint.
 
-        ``seeds`` are the members' seeds, then the calibration net's if any.
+        ``seeds`` are the members' seeds, then the calibration net's if any;
+        ``prediction_only`` the net's values that the fingerprint leaves out.
         """
         folder = Path(self.checkpoint_dir)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OSError(f"checkpoint_dir {folder} cannot be created: {exc}") from exc
-        fingerprint = self._fingerprint(X, y)
+        fingerprint = self._fingerprint(X, y, prediction_only)
         manifest = folder / MANIFEST
         if self.resume and self.random_state is None and manifest.is_file():
             try:
@@ -590,9 +593,10 @@ class GenreEnsemble(VotingClassifier):
         y_enc = self.le_.transform(y)
         calibration_net = self._needs_calibration_net()
         seeds = self._draw_seeds(extra=int(calibration_net))
-        fingerprint = None
+        fingerprint, prediction_only = None, {}
         if self.checkpoint_dir is not None:
-            fingerprint = self._prepare_checkpoints(X, y_enc, seeds)
+            prediction_only = self._prediction_only()
+            fingerprint = self._prepare_checkpoints(X, y_enc, seeds, prediction_only)
         self.seeds_ = seeds[: self.n_members]
         self.calibration_seed_ = seeds[self.n_members] if calibration_net else None
         members = [None] * self.n_members
@@ -605,7 +609,7 @@ class GenreEnsemble(VotingClassifier):
         for i, seed in zip(keys, seeds, strict=True):
             loaded = None
             if self.resume and fingerprint is not None:
-                loaded = self._load_checkpoint(i, fingerprint, seed)
+                loaded = self._load_checkpoint(i, fingerprint, seed, prediction_only)
             if i == "calibration" and loaded is not None:  # held out what we ask?
                 if loaded.get_params().get("valid_size") != self.calibration_size:
                     loaded = None
