@@ -25,6 +25,12 @@ Usage::
     python benchmarks/selection.py                       # the variants below, dev part
     python benchmarks/selection.py --part report --members 5 --variants default,baseline
     python benchmarks/selection.py --variant cmvn:normalize=cmvn --variant ...
+    python benchmarks/selection.py --seeds 0,1,2 --variant n15:noise_snr=15
+
+``--seeds`` runs every variant once per ``augment_seed`` (the draws of the cached
+production variants, which alone move the held-out figures by several points:
+docs/results.rst, "Repeatable training") and prints the mean and the spread of
+each; the variants share the draws, so their differences stay paired.
 
 Every variant sees the same folds and the same excerpts (paired comparison).
 One net per variant by default (``--members``), which ranks settings at a fifth
@@ -83,6 +89,11 @@ def main(argv=None):
     parser.add_argument("--members", type=int, default=1)
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:K=V,..")
     parser.add_argument("--variants", help="comma list of the named variants to run")
+    parser.add_argument(
+        "--seeds",
+        help="comma list of augment_seed values: every variant is run with each (the "
+        "same draws for every variant: paired), then their mean is printed",
+    )
     args = parser.parse_args(argv)
     from sklearn.model_selection import StratifiedKFold
 
@@ -93,6 +104,7 @@ def main(argv=None):
     if args.variants:
         variants = {k: variants[k] for k in args.variants.split(",")}
     variants.update(accuracy.parse_variant(v) for v in args.variant)
+    variants, groups = with_seeds(variants, args.seeds)
     paths, y = load_folder(Path(args.root) / "gtzan-100")
     paths, y = np.asarray(paths, dtype=object), np.asarray(y)
     if args.part == "dev":
@@ -117,6 +129,7 @@ def main(argv=None):
     print(f"{'variant':<28}{'whole':>8}{'3 s':>8}{'2 s':>8}{'nets 3 s':>10}"
           f"{'nets 2 s':>10}{'ece':>7}{'ece 2 s':>8}{'nll 2 s':>8}"
           f"{'fit s':>8}{'cpu s':>8}", flush=True)
+    rows = {}
     for name, options in variants.items():
         tested = np.zeros(len(y), bool)
         whole, excerpt = np.zeros(len(y), bool), np.zeros(len(y), bool)
@@ -171,18 +184,55 @@ def main(argv=None):
             np.tile(y[order], len(TWO_SECOND_PLACES)),
             classes,
         )
+        alone = [np.nan, np.nan]
         if args.members > 1 and options is not None:
-            alone = (
-                f"{nets['3 s'][:, tested].mean():>10.3f}"
-                f"{nets['2 s'][..., tested].mean():>10.3f}"
-            )
-        else:
-            alone = f"{'-':>10}{'-':>10}"
-        print(
-            f"{name:<28}{whole.mean():>8.3f}{excerpt.mean():>8.3f}{two.mean():>8.3f}"
-            f"{alone}{ece:>7.3f}{ece_2:>8.3f}{nll_2:>8.3f}{wall:>8.0f}{cpu:>8.0f}",
-            flush=True,
+            alone = [nets["3 s"][:, tested].mean(), nets["2 s"][..., tested].mean()]
+        rows[name] = [whole.mean(), excerpt.mean(), two.mean(), *alone]
+        rows[name] += [ece, ece_2, nll_2, wall, cpu]
+        print(_row(name, rows[name]), flush=True)
+    for name, members in groups.items():
+        print(_row(f"{name} (mean)", np.mean([rows[m] for m in members], axis=0)))
+        spread = np.ptp([rows[m] for m in members], axis=0)
+        print(_row(f"{name} (max - min)", spread), flush=True)
+
+
+def _row(name, figures):
+    """One line of the table: accuracies, nets alone, calibration, seconds."""
+    cells = [
+        f"{'-':>{w}}" if np.isnan(v) else f"{v:>{w}.{d}f}"
+        for v, (w, d) in zip(
+            figures,
+            [(8, 3)] * 3 + [(10, 3)] * 2 + [(7, 3), (8, 3), (8, 3), (8, 0), (8, 0)],
+            strict=True,
         )
+    ]
+    return f"{name:<28}" + "".join(cells)
+
+
+def with_seeds(variants, seeds):
+    """Each variant once per ``augment_seed`` of ``seeds`` (a comma list, or None).
+
+    Returns ``(variants, groups)``: the runs by name (``"<name>@<seed>"``), and
+    the names of each variant's runs, whose mean is printed. A variant that sets
+    its own ``augment_seed``, and the baseline (no augmentation), run once.
+
+    >>> runs, groups = with_seeds({"default": {}, "baseline": None}, "0,1")
+    >>> list(runs), groups
+    (['default@0', 'default@1', 'baseline'], {'default': ['default@0', 'default@1']})
+    """
+    if not seeds:
+        return variants, {}
+    values = [int(v) for v in seeds.split(",")]
+    runs, groups = {}, {}
+    for name, options in variants.items():
+        if options is None or "augment_seed" in options:
+            runs[name] = options
+            continue
+        groups[name] = []
+        for seed in values:
+            runs[f"{name}@{seed}"] = {**options, "augment_seed": seed}
+            groups[name].append(f"{name}@{seed}")
+    return runs, groups
 
 
 if __name__ == "__main__":

@@ -255,6 +255,39 @@ class ClipFeatures:
         new._maps = OrderedDict()
         return new
 
+    def select_variants(self, variants):
+        """Return a view that keeps each clip and only the variants ``variants``.
+
+        Parameters
+        ----------
+        variants : array-like of int
+            Variants to keep (1 to ``n_variants - 1``), in the order given; the
+            clip itself (variant 0) is always kept, first.
+
+        Returns
+        -------
+        clips : ClipFeatures
+            Sharing this storage, with ``1 + len(variants)`` variants per clip.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> V = ClipFeatures([np.ones((3, 5))], variants=[[np.zeros((3, 6)), np.zeros((3, 7))]])
+        >>> V.select_variants([2]).variant_frames.tolist()
+        [[5, 7]]
+        """
+        keep = np.asarray(variants, dtype=np.intp).reshape(-1)
+        if np.any(keep < 1) or np.any(keep >= self.n_variants):
+            raise IndexError(
+                f"variants must lie in 1..{self.n_variants - 1} (0 is the clip "
+                f"itself, always kept), got {keep.tolist()}"
+            )
+        columns = np.concatenate([[0], keep])
+        new = self._subset(np.arange(len(self)))
+        new._store = self._store[:, columns]
+        new._frames = self._frames[:, columns]
+        return new
+
     def take(self, indices, axis=0):
         """Return the clips at ``indices`` (a subset sharing this storage)."""
         if axis != 0:

@@ -195,6 +195,17 @@ class GenreEnsemble(VotingClassifier):
         The clips the calibration net holds out: a fraction (float in (0,
         1)) or a number of clips (int), stratified by genre. Used only when
         the members hold out no clips of their own.
+    split_variants : bool, default=False
+        Deal the training clips' production variants (a
+        :class:`~genreclf.clips.ClipFeatures` with ``n_variants > 1``, from
+        ``MFCCTransformer(augment=K)``) among the members instead of giving
+        every member all of them: member ``i`` trains on each clip and its
+        variants ``i + 1``, ``i + 1 + n_members``, ... (the calibration net on
+        member 0's). With ``augment=K * n_members`` each member sees ``K``
+        variants of its own, so the members' errors depend less on one draw
+        of the changes, for ``n_members`` times the extraction (the nets'
+        training costs the same). Needs at least ``n_members`` variants; no
+        effect on features without variants.
 
     Attributes
     ----------
@@ -277,6 +288,7 @@ class GenreEnsemble(VotingClassifier):
         "checkpoint_dir": [str, os.PathLike, None],
         "resume": ["boolean"],
         "calibrate": ["boolean"],
+        "split_variants": ["boolean"],
         "calibration_size": [
             Interval(Real, 0, 1, closed="neither"),
             Interval(Integral, 1, None, closed="left"),
@@ -293,6 +305,7 @@ class GenreEnsemble(VotingClassifier):
     long_windows_ = 1.0
     calibration_ = None
     calibration_seed_ = None
+    split_variants = False
 
     def __init__(
         self,
@@ -307,6 +320,7 @@ class GenreEnsemble(VotingClassifier):
         resume=False,
         calibrate=False,
         calibration_size=0.2,
+        split_variants=False,
     ):
         self.net = net
         self.n_members = n_members
@@ -319,6 +333,7 @@ class GenreEnsemble(VotingClassifier):
         self.resume = resume
         self.calibrate = calibrate
         self.calibration_size = calibration_size
+        self.split_variants = split_variants
 
     # --- parameters: a plain estimator's, not VotingClassifier's ------------
     def get_params(self, deep=True):
@@ -446,9 +461,10 @@ class GenreEnsemble(VotingClassifier):
         for name in prediction_only:
             params.pop(name)
         template = type(self._template())
-        return joblib.hash(
-            (template.__module__, template.__qualname__, params, self.n_members, X, y)
-        )
+        key = (template.__module__, template.__qualname__, params, self.n_members)
+        if self.split_variants:  # other variants per member: other members
+            key += ("split_variants",)
+        return joblib.hash((*key, X, y))
 
     def _checkpoint_path(self, index):
         name = CALIBRATION_FILE if index == "calibration" else member_filename(index)
@@ -531,6 +547,31 @@ class GenreEnsemble(VotingClassifier):
         params = self._template().get_params(deep=False)
         return "valid_size" in params and not params["valid_size"]
 
+    def _variant_shares(self, X):
+        """Each member's variants of ``X`` (see ``split_variants``), or None."""
+        n_variants = getattr(X, "n_variants", 1)
+        if not self.split_variants or not hasattr(X, "select_variants"):
+            return None
+        if n_variants <= 1:
+            return None
+        extra = n_variants - 1
+        if extra < self.n_members:
+            raise ValueError(
+                f"split_variants deals the clips' variants among {self.n_members} "
+                f"members, but the training features hold {extra} variant(s) per "
+                f"clip: set augment to a multiple of n_members (for example "
+                f"augment={self.n_members * max(1, extra)}) or split_variants=False"
+            )
+        extras = np.arange(1, n_variants)
+        return [extras[i :: self.n_members] for i in range(self.n_members)]
+
+    def _member_input(self, X, index):
+        """What member ``index`` (or ``"calibration"``) trains on."""
+        shares = self._variant_shares(X)
+        if shares is None:
+            return X
+        return X.select_variants(shares[0 if index == "calibration" else index])
+
     def _fit_all(self, X, y, todo, fit_params):
         """Yield ``(index, member, seconds)`` in index order as members finish.
 
@@ -551,11 +592,12 @@ class GenreEnsemble(VotingClassifier):
         names = self.classes_
         if self.n_jobs is None or self.n_jobs == 1:
             for i, member in jobs:
-                yield (i, *_fit_member(member, X, y, fit_params, names))
+                inputs = self._member_input(X, i)
+                yield (i, *_fit_member(member, inputs, y, fit_params, names))
             return
         results = Parallel(n_jobs=self.n_jobs, return_as="generator")(
-            delayed(_fit_member)(member, X, y, fit_params, names)
-            for _, member in jobs
+            delayed(_fit_member)(member, self._member_input(X, i), y, fit_params, names)
+            for i, member in jobs
         )
         for (i, _), (member, seconds) in zip(jobs, results, strict=True):
             yield i, member, seconds

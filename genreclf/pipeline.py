@@ -74,6 +74,7 @@ OPTION_PATHS = {
     "voting": f"{_ENSEMBLE}__voting",
     "calibrate": f"{_ENSEMBLE}__calibrate",
     "calibration_size": f"{_ENSEMBLE}__calibration_size",
+    "split_variants": f"{_ENSEMBLE}__split_variants",
 }
 
 #: Short options kept for one release (0.2) with a ``FutureWarning``: the

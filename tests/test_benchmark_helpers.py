@@ -95,3 +95,25 @@ def test_a_fitted_default_is_scored_with_other_prediction_options(accuracy, tiny
         net.predict_stretch = ()
     np.testing.assert_allclose(pipe.predict_proba(paths[:6]), plain)
     assert not np.allclose(plain, viewed)
+
+
+def test_selection_runs_every_variant_with_each_seed(accuracy):
+    spec = importlib.util.spec_from_file_location("selection", BENCHMARKS / "selection.py")
+    selection = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(selection)
+    variants = {"default": {}, "n15": {"noise_snr": 15}, "own": {"augment_seed": 7},
+                "baseline": None}
+    runs, groups = selection.with_seeds(variants, "0,2")
+    assert runs == {
+        "default@0": {"augment_seed": 0},
+        "default@2": {"augment_seed": 2},
+        "n15@0": {"noise_snr": 15, "augment_seed": 0},
+        "n15@2": {"noise_snr": 15, "augment_seed": 2},
+        "own": {"augment_seed": 7},
+        "baseline": None,
+    }
+    assert groups == {"default": ["default@0", "default@2"], "n15": ["n15@0", "n15@2"]}
+    assert selection.with_seeds(variants, None) == (variants, {})
+    row = selection._row("x", [0.5, 0.25, 0.125, np.nan, np.nan, 0.1, 0.2, 1.5, 12, 30])
+    assert row.split() == ["x", "0.500", "0.250", "0.125", "-", "-", "0.100", "0.200",
+                           "1.500", "12", "30"]

@@ -148,6 +148,22 @@ def test_variants(small):
         X.window(0, 0, 2, variant=3)
 
 
+def test_select_variants_keeps_the_clip_and_the_chosen_variants(small):
+    more = [[a + 100, a - 100, a * 0 + 7] for a in small]
+    X = ClipFeatures(small, variants=more)[[2, 0]].with_affine(np.ones(4), np.ones(4))
+    picked = X.select_variants([3, 1])
+    assert picked.n_variants == 3 and len(picked) == 2
+    np.testing.assert_array_equal(picked.clip(0), X.clip(0))  # the clip, first
+    np.testing.assert_array_equal(picked.clip(0, 1), X.clip(0, 3))
+    np.testing.assert_array_equal(picked.clip(1, 2), X.clip(1, 1))
+    assert picked.variant_frames.tolist() == X.variant_frames[:, [0, 3, 1]].tolist()
+    assert X.n_variants == 4  # the parent is untouched
+    assert X.select_variants([]).n_variants == 1
+    for bad in ([0], [4], [-1]):
+        with pytest.raises(IndexError, match="variants must lie in 1..3"):
+            X.select_variants(bad)
+
+
 # -- the transformer with duration=None ---------------------------------------
 
 

@@ -423,6 +423,47 @@ def test_members_in_parallel_processes(data, fitted):
     np.testing.assert_allclose(parallel.predict_proba(X), ensemble.predict_proba(X))
 
 
+class _VariantSpy(GenreNet):
+    """A GenreNet that records which variants of clip 0 it was trained on."""
+
+    seen = []
+
+    def fit(self, X, y, **fit_params):
+        type(self).seen.append(
+            sorted(int(X.clip(0, v)[0, 0, 0]) for v in range(1, X.n_variants))
+        )
+        return super().fit(X, y, **fit_params)
+
+
+def test_split_variants_deals_each_member_its_own_variants(data):
+    from genreclf.clips import ClipFeatures
+
+    X, y = data
+    # clip i's variant v is the clip plus 1000 * v: its first value names it
+    clips = [x[0] - x[0, 0, 0] for x in X]
+    X = ClipFeatures(clips, variants=[[c + 1000 * v for v in range(1, 7)] for c in clips])
+    net = _VariantSpy(
+        module__filters=(4,), module__dense=8, max_epochs=1, window=8, window_hop=8
+    )
+    _VariantSpy.seen = []
+    split = GenreEnsemble(net, n_members=3, random_state=0, split_variants=True)
+    split.set_params(calibrate=True, net__valid_size=0).fit(X, y)
+    shares = [[1000 * v for v in share] for share in ([1, 4], [2, 5], [3, 6])]
+    assert _VariantSpy.seen == [*shares, shares[0]]  # the calibration net: member 0's
+    _VariantSpy.seen = []
+    shared = clone(split).set_params(split_variants=False).fit(X, y)
+    assert _VariantSpy.seen == [[1000 * v for v in range(1, 7)]] * 4
+    # other training data: other members, and another checkpoint fingerprint
+    assert not np.allclose(split.predict_proba(X), shared.predict_proba(X))
+    assert split._fingerprint(X, y, {}) != shared._fingerprint(X, y, {})
+    # no variants (dense arrays): nothing to deal, the same fit as without
+    dense = clone(split).set_params(net=tiny_net(max_epochs=1)).fit(*data)
+    plain = clone(dense).set_params(split_variants=False).fit(*data)
+    np.testing.assert_allclose(dense.predict_proba(data[0]), plain.predict_proba(data[0]))
+    with pytest.raises(ValueError, match="among 7 members.*hold 6 variant.*augment=42"):
+        clone(split).set_params(n_members=7).fit(X, y)
+
+
 @parametrize_with_checks(
     [
         GenreEnsemble(
