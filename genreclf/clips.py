@@ -272,7 +272,8 @@ class ClipFeatures:
         Examples
         --------
         >>> import numpy as np
-        >>> V = ClipFeatures([np.ones((3, 5))], variants=[[np.zeros((3, 6)), np.zeros((3, 7))]])
+        >>> more = [[np.zeros((3, 6)), np.zeros((3, 7))]]
+        >>> V = ClipFeatures([np.ones((3, 5))], variants=more)
         >>> V.select_variants([2]).variant_frames.tolist()
         [[5, 7]]
         """

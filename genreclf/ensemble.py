@@ -566,7 +566,7 @@ class GenreEnsemble(VotingClassifier):
         return [extras[i :: self.n_members] for i in range(self.n_members)]
 
     def _member_input(self, X, index):
-        """What member ``index`` (or ``"calibration"``) trains on."""
+        """Return what member ``index`` (or ``"calibration"``) trains on."""
         shares = self._variant_shares(X)
         if shares is None:
             return X

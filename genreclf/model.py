@@ -81,6 +81,17 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         chance on real music here, whole clips and 3 s windows alike).
     max_epochs : int, default=20
         Epochs per fit; the best epoch on the held-out part is kept.
+    lr_schedule : {"constant", "cosine"}, default="constant"
+        ``"cosine"`` lowers the learning rate from ``lr`` to 0 along half a
+        cosine over ``max_epochs`` (skorch's ``LRScheduler`` with torch's
+        ``CosineAnnealingLR``, stepped once per epoch), so that the last
+        epochs settle instead of moving at full speed.
+    average_last : int, default=0
+        Above 1: the net ends with the mean of its parameters (and batch-norm
+        statistics) over its last ``average_last`` epochs instead of the last
+        epoch's (weight averaging, see ``genreclf._callbacks.WeightAverage``).
+        Only for nets that keep their last epoch (``valid_size=0`` or
+        ``monitor="last"``).
     batch_size : int, default=5
         Training mini-batch size (the study's 5).
     valid_size : float, int or None, default=0.2
@@ -274,6 +285,8 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         batch_size=5,
         valid_size=0.2,
         monitor="valid_loss",
+        lr_schedule="constant",
+        average_last=0,
         window=None,
         window_hop=None,
         train_windows="random",
@@ -320,6 +333,8 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         )
         self.valid_size = valid_size
         self.monitor = monitor
+        self.lr_schedule = lr_schedule
+        self.average_last = average_last
         self.window = window
         self.window_hop = window_hop
         self.train_windows = train_windows
@@ -351,6 +366,8 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         consistency=0.0,
         short_excerpts=0.0,
         predict_stretch=(),
+        lr_schedule="constant",
+        average_last=0,
     )
 
     def __setstate__(self, state):
@@ -364,7 +381,20 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
 
     @property
     def _default_callbacks(self):
-        return default_callbacks()
+        callbacks = default_callbacks()
+        if getattr(self, "lr_schedule", "constant") == "cosine":
+            from skorch.callbacks import LRScheduler
+
+            schedule = LRScheduler(
+                policy=torch.optim.lr_scheduler.CosineAnnealingLR,
+                T_max=max(1, int(self.max_epochs)),
+            )
+            callbacks.insert(1, ("lr_schedule", schedule))
+        if getattr(self, "average_last", 0) > 1:
+            from genreclf._callbacks import WeightAverage
+
+            callbacks.append(("weight_average", WeightAverage(self.average_last)))
+        return callbacks
 
     # --- parameters (checked by NetInputMixin._check_own_params) ------------
     _parameter_constraints: dict = {
@@ -374,6 +404,8 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
             None,
         ],
         "monitor": [StrOptions({"valid_loss", "valid_acc", "last"})],
+        "lr_schedule": [StrOptions({"constant", "cosine"})],
+        "average_last": [Interval(Integral, 0, None, closed="left")],
         "window": [Interval(Integral, 1, None, closed="left"), None],
         "window_hop": [Interval(Integral, 1, None, closed="left"), None],
         "train_windows": [StrOptions({"random", "all"})],
@@ -499,6 +531,12 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         names = genre_names(self.classes_)  # for the warning of a thin genre
         train, valid = holdout_split(y, self.valid_size, self.seed_, names=names)
         augment = {name: getattr(self, name) for name in WINDOW_AUGMENTATIONS}
+        if self.average_last > 1 and len(valid) and self.monitor != "last":
+            raise ValueError(
+                f"average_last={self.average_last} averages the last epochs, but "
+                f"monitor={self.monitor!r} keeps the best epoch on the held-out "
+                "clips: set valid_size=0 or monitor='last'"
+            )
         if self.consistency and self.mixup:
             raise ValueError(
                 f"consistency={self.consistency} and mixup={self.mixup} cannot be "

@@ -41,6 +41,8 @@ OPTION_PATHS = {
             "max_epochs",
             "batch_size",
             "lr",
+            "lr_schedule",
+            "average_last",
             "valid_size",
             "monitor",
             "window",

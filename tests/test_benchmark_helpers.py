@@ -98,7 +98,8 @@ def test_a_fitted_default_is_scored_with_other_prediction_options(accuracy, tiny
 
 
 def test_selection_runs_every_variant_with_each_seed(accuracy):
-    spec = importlib.util.spec_from_file_location("selection", BENCHMARKS / "selection.py")
+    path = BENCHMARKS / "selection.py"
+    spec = importlib.util.spec_from_file_location("selection", path)
     selection = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(selection)
     variants = {"default": {}, "n15": {"noise_snr": 15}, "own": {"augment_seed": 7},

@@ -441,7 +441,8 @@ def test_split_variants_deals_each_member_its_own_variants(data):
     X, y = data
     # clip i's variant v is the clip plus 1000 * v: its first value names it
     clips = [x[0] - x[0, 0, 0] for x in X]
-    X = ClipFeatures(clips, variants=[[c + 1000 * v for v in range(1, 7)] for c in clips])
+    more = [[c + 1000 * v for v in range(1, 7)] for c in clips]
+    X = ClipFeatures(clips, variants=more)
     net = _VariantSpy(
         module__filters=(4,), module__dense=8, max_epochs=1, window=8, window_hop=8
     )
@@ -459,7 +460,8 @@ def test_split_variants_deals_each_member_its_own_variants(data):
     # no variants (dense arrays): nothing to deal, the same fit as without
     dense = clone(split).set_params(net=tiny_net(max_epochs=1)).fit(*data)
     plain = clone(dense).set_params(split_variants=False).fit(*data)
-    np.testing.assert_allclose(dense.predict_proba(data[0]), plain.predict_proba(data[0]))
+    np.testing.assert_allclose(dense.predict_proba(data[0]),
+                               plain.predict_proba(data[0]))
     with pytest.raises(ValueError, match="among 7 members.*hold 6 variant.*augment=42"):
         clone(split).set_params(n_members=7).fit(X, y)
 

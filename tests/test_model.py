@@ -1249,10 +1249,11 @@ def test_cuda_trained_clip_features_net_predicts_the_same_on_cpu(
 def test_net_pickled_before_the_precision_options_loads(fitted, data):
     X, _ = data
     old = pickle.loads(pickle.dumps(fitted))
-    for name in ("precision", "channels_last", "progress_label"):
+    for name in ("precision", "channels_last", "progress_label", "lr_schedule"):
         del old.__dict__[name]  # as a net pickled by genreclf 0.1
     loaded = pickle.loads(pickle.dumps(old))
     assert (loaded.precision, loaded.channels_last) == ("fp32", "auto")
+    assert loaded.lr_schedule == "constant"
     np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
 
 
@@ -1364,3 +1365,59 @@ def test_consistency_pulls_the_answers_for_two_productions_together(data):
     with pytest.warns(FutureWarning, match="mixup"):
         with pytest.raises(ValueError, match="consistency=1.0 and mixup"):
             both.fit(X, y)
+
+
+def test_cosine_schedule_lowers_the_learning_rate_epoch_by_epoch(data):
+    X, y = data
+    params = dict(
+        module__filters=(4, 8), module__dense=8, lr=0.01, valid_size=0, random_state=0
+    )
+    cosine = GenreNet(max_epochs=4, lr_schedule="cosine", **params).fit(X, y)
+    # the rate each epoch trained with, half a cosine from lr down to 0
+    rates = cosine.history[:, "event_lr"]
+    np.testing.assert_allclose(rates, 0.005 * (1 + np.cos(np.pi * np.arange(4) / 4)))
+    # every parameter group follows (the middle block's has its own weight decay)
+    assert len(cosine.optimizer_.param_groups) == 2
+    assert all(g["lr"] < 1e-12 for g in cosine.optimizer_.param_groups)
+    constant = GenreNet(max_epochs=2, **params).fit(X, y)
+    assert "event_lr" not in constant.history[-1]
+    assert all(g["lr"] == 0.01 for g in constant.optimizer_.param_groups)
+    # a refit with more epochs spreads the cosine over them
+    longer = clone(cosine).set_params(max_epochs=6).fit(X, y)
+    assert len(longer.history) == 6 and longer.history[-1, "event_lr"] > 0
+    np.testing.assert_allclose(longer.history[3, "event_lr"], 0.005)  # halfway
+    with pytest.raises(ValueError, match="lr_schedule"):
+        GenreNet(lr_schedule="step", **params).fit(X, y)
+
+
+def test_average_last_ends_with_the_mean_of_the_last_epochs(data):
+    from skorch.callbacks import Callback
+
+    X, y = data
+    states = []
+
+    class Keep(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            states.append({k: v.clone() for k, v in net.module_.state_dict().items()})
+
+    params = dict(
+        module__filters=(4, 8), module__dense=8, module__batch_norm=True, lr=1e-3,
+        valid_size=0, max_epochs=5, random_state=0,
+    )
+    net = GenreNet(average_last=3, callbacks=[("keep", Keep())], **params).fit(X, y)
+    final = net.module_.state_dict()
+    assert any(not v.is_floating_point() for v in final.values())  # BN's counter
+    for name, value in final.items():
+        if value.is_floating_point():  # parameters and BN statistics: epochs 3-5
+            mean = torch.stack([s[name].double() for s in states[2:]]).mean(0)
+            torch.testing.assert_close(value, mean.float())
+        else:
+            assert torch.equal(value, states[-1][name])
+    weight = "blocks.0.conv1.weight"  # not the last epoch's
+    assert not torch.allclose(final[weight], states[-1][weight])
+    # the held-out best epoch and an average of the last ones exclude each other
+    with pytest.raises(ValueError, match="average_last=3 .* monitor='valid_loss'"):
+        GenreNet(average_last=3, **{**params, "valid_size": 0.25}).fit(X, y)
+    # the calibration net's setting (clips held out, last epoch kept) averages
+    held = GenreNet(average_last=3, monitor="last", **{**params, "valid_size": 0.25})
+    assert held.fit(X, y).best_epoch_ == 5
