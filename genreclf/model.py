@@ -381,16 +381,19 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
 
     @property
     def _default_callbacks(self):
+        # read whenever skorch sets up callbacks (set_params too), before fit
+        # checks the values: an unchecked value adds nothing here
         callbacks = default_callbacks()
-        if getattr(self, "lr_schedule", "constant") == "cosine":
+        epochs = self.max_epochs if isinstance(self.max_epochs, Integral) else 1
+        if str(getattr(self, "lr_schedule", "constant")) == "cosine":
             from skorch.callbacks import LRScheduler
 
             schedule = LRScheduler(
-                policy=torch.optim.lr_scheduler.CosineAnnealingLR,
-                T_max=max(1, int(self.max_epochs)),
+                policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=max(1, epochs)
             )
             callbacks.insert(1, ("lr_schedule", schedule))
-        if getattr(self, "average_last", 0) > 1:
+        average = getattr(self, "average_last", 0)
+        if isinstance(average, Integral) and average > 1:
             from genreclf._callbacks import WeightAverage
 
             callbacks.append(("weight_average", WeightAverage(self.average_last)))

@@ -112,6 +112,7 @@ def test_params_are_those_of_a_plain_estimator(fitted):
         "net",
         "random_state",
         "resume",
+        "split_variants",
         "verbose",
         "voting",
     ]
