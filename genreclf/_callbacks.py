@@ -137,12 +137,13 @@ class WeightAverage(Callback):
         if len(net.history) <= net.max_epochs - self.epochs:
             return
         state = net.module_.state_dict()
-        if self.sum_ is None:
+        if self.sum_ is None:  # copies: the module goes on training
             self.sum_ = {
-                k: v.detach().double() if v.is_floating_point() else v.detach()
+                k: v.detach().to(
+                    torch.float64 if v.is_floating_point() else v.dtype, copy=True
+                )
                 for k, v in state.items()
             }
-            self.sum_ = {k: v.clone() for k, v in self.sum_.items()}
         else:
             for k, v in state.items():
                 if v.is_floating_point():

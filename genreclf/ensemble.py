@@ -202,10 +202,11 @@ class GenreEnsemble(VotingClassifier):
         every member all of them: member ``i`` trains on each clip and its
         variants ``i + 1``, ``i + 1 + n_members``, ... (the calibration net on
         member 0's). With ``augment=K * n_members`` each member sees ``K``
-        variants of its own, so the members' errors depend less on one draw
-        of the changes, for ``n_members`` times the extraction (the nets'
-        training costs the same). Needs at least ``n_members`` variants; no
-        effect on features without variants.
+        variants of its own, for ``n_members`` times the extraction (the
+        nets' training costs the same), so that the ensemble does not rest
+        on one draw of the changes. Needs at least ``n_members`` variants; no
+        effect on features without variants. Measured no more accurate than
+        shared variants (docs/results.rst, stop 30), hence off.
 
     Attributes
     ----------
@@ -550,9 +551,7 @@ class GenreEnsemble(VotingClassifier):
     def _variant_shares(self, X):
         """Each member's variants of ``X`` (see ``split_variants``), or None."""
         n_variants = getattr(X, "n_variants", 1)
-        if not self.split_variants or not hasattr(X, "select_variants"):
-            return None
-        if n_variants <= 1:
+        if not self.split_variants or n_variants <= 1:
             return None
         extra = n_variants - 1
         if extra < self.n_members:

@@ -85,13 +85,15 @@ class GenreNet(AutoDeviceMixin, NetInputMixin, WindowLoopMixin, NeuralNetClassif
         ``"cosine"`` lowers the learning rate from ``lr`` to 0 along half a
         cosine over ``max_epochs`` (skorch's ``LRScheduler`` with torch's
         ``CosineAnnealingLR``, stepped once per epoch), so that the last
-        epochs settle instead of moving at full speed.
+        epochs settle instead of moving at full speed. Measured less accurate
+        on 3 s excerpts than a constant rate (docs/results.rst, stop 30).
     average_last : int, default=0
         Above 1: the net ends with the mean of its parameters (and batch-norm
         statistics) over its last ``average_last`` epochs instead of the last
         epoch's (weight averaging, see ``genreclf._callbacks.WeightAverage``).
         Only for nets that keep their last epoch (``valid_size=0`` or
-        ``monitor="last"``).
+        ``monitor="last"``). Measured less accurate on 3 s excerpts than the
+        last epoch (docs/results.rst, stop 30).
     batch_size : int, default=5
         Training mini-batch size (the study's 5).
     valid_size : float, int or None, default=0.2
