@@ -126,9 +126,8 @@ def main(argv=None):
     folds = len(splits)
     print(f"part {args.part}: {len(y)} clips, {folds} split(s), "
           f"{args.members} net(s) per variant; load average {load[0]:.2f}", flush=True)
-    print(f"{'variant':<28}{'whole':>8}{'3 s':>8}{'2 s':>8}{'nets 3 s':>10}"
-          f"{'nets 2 s':>10}{'ece':>7}{'ece 2 s':>8}{'nll 2 s':>8}"
-          f"{'fit s':>8}{'cpu s':>8}", flush=True)
+    header = "".join(f"{title:>{width}}" for title, width, _ in COLUMNS)
+    print(f"{'variant':<28}{header}", flush=True)
     rows = {}
     for name, options in variants.items():
         tested = np.zeros(len(y), bool)
@@ -196,15 +195,26 @@ def main(argv=None):
         print(_row(f"{name} (max - min)", spread), flush=True)
 
 
+#: The table's columns after the variant's name: (title, width, decimals).
+COLUMNS = (
+    ("whole", 8, 3),
+    ("3 s", 8, 3),
+    ("2 s", 8, 3),
+    ("nets 3 s", 10, 3),
+    ("nets 2 s", 10, 3),
+    ("ece", 7, 3),
+    ("ece 2 s", 8, 3),
+    ("nll 2 s", 8, 3),
+    ("fit s", 8, 0),
+    ("cpu s", 8, 0),
+)
+
+
 def _row(name, figures):
-    """One line of the table: accuracies, nets alone, calibration, seconds."""
+    """One line of the table (:data:`COLUMNS`; NaN prints as "-")."""
     cells = [
         f"{'-':>{w}}" if np.isnan(v) else f"{v:>{w}.{d}f}"
-        for v, (w, d) in zip(
-            figures,
-            [(8, 3)] * 3 + [(10, 3)] * 2 + [(7, 3), (8, 3), (8, 3), (8, 0), (8, 0)],
-            strict=True,
-        )
+        for v, (_, w, d) in zip(figures, COLUMNS, strict=True)
     ]
     return f"{name:<28}" + "".join(cells)
 

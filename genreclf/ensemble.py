@@ -564,9 +564,12 @@ class GenreEnsemble(VotingClassifier):
         extras = np.arange(1, n_variants)
         return [extras[i :: self.n_members] for i in range(self.n_members)]
 
-    def _member_input(self, X, index):
-        """Return what member ``index`` (or ``"calibration"``) trains on."""
-        shares = self._variant_shares(X)
+    @staticmethod
+    def _member_input(X, index, shares):
+        """Return what member ``index`` (or ``"calibration"``) trains on.
+
+        ``shares`` are :meth:`_variant_shares` of ``X``, found once per fit.
+        """
         if shares is None:
             return X
         return X.select_variants(shares[0 if index == "calibration" else index])
@@ -589,14 +592,15 @@ class GenreEnsemble(VotingClassifier):
                 member.set_params(progress_label=f"member {i + 1}/{self.n_members}")
             jobs.append((i, member))
         names = self.classes_
+        shares = self._variant_shares(X)
+        inputs = [self._member_input(X, i, shares) for i, _ in jobs]
         if self.n_jobs is None or self.n_jobs == 1:
-            for i, member in jobs:
-                inputs = self._member_input(X, i)
-                yield (i, *_fit_member(member, inputs, y, fit_params, names))
+            for (i, member), data in zip(jobs, inputs, strict=True):
+                yield (i, *_fit_member(member, data, y, fit_params, names))
             return
         results = Parallel(n_jobs=self.n_jobs, return_as="generator")(
-            delayed(_fit_member)(member, self._member_input(X, i), y, fit_params, names)
-            for i, member in jobs
+            delayed(_fit_member)(member, data, y, fit_params, names)
+            for (_, member), data in zip(jobs, inputs, strict=True)
         )
         for (i, _), (member, seconds) in zip(jobs, results, strict=True):
             yield i, member, seconds
